@@ -1,0 +1,51 @@
+"""`sanitize`: run stages by hand and review decisions. Heavy imports (torch, the pipeline)
+happen inside commands so `sanitize --help` answers instantly."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+STAGE_NAMES = ("ingest", "train_suspect", "train_oracle", "score", "partition", "enhance", "identify", "train_clean", "relabel", "evaluate")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Find backdoor-poisoned samples in an untrusted training set and train a clean model.
+
+    The full pipeline runs with `dvc repro`; each stage also runs on its own."""
+
+
+@main.command()
+@click.argument("stage", type=click.Choice(STAGE_NAMES))
+@click.option("--params", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--data", default="data", show_default=True, type=click.Path(file_okay=False), help="Data root.")
+def run(stage: str, params: str, data: str) -> None:
+    """Run one pipeline STAGE without DVC."""
+    from .errors import SanitizerError
+    from .pipeline import run_stage
+
+    try:
+        run_stage(stage, params, data)
+    except SanitizerError as e:
+        raise click.ClickException(f"stage {stage}: {e}") from None
+
+
+@main.command()
+@click.option("--data", default="data", show_default=True, type=click.Path(file_okay=False), help="Data root.")
+@click.option("--top", default=20, show_default=True, help="How many flagged samples to list.")
+@click.option("--class", "class_name", default=None, help="Only list flagged samples with this given label.")
+def inspect(data: str, top: int, class_name: str | None) -> None:
+    """Per-class summary of the decisions and the most suspicious flagged samples."""
+    from .errors import SanitizerError
+    from .review import render_review
+
+    try:
+        render_review(data, top, class_name)
+    except SanitizerError as e:
+        raise click.ClickException(str(e)) from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

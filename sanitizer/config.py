@@ -1,0 +1,216 @@
+"""Frozen, validated config objects, one per params.yaml section. A stage builds only the
+sections it declares in dvc.yaml, so an unknown key or a wrong value fails before any work."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import SanitizerError
+
+SECTIONS: dict[str, type] = {}
+
+
+def section(name: str):
+    def decorator(cls):
+        cls = dataclass(frozen=True)(cls)
+        cls.section = name
+        SECTIONS[name] = cls
+        return cls
+
+    return decorator
+
+
+def _check(value, hint, where: str):
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        return _check(value, next(a for a in args if a is not type(None)), where)
+    if origin is typing.Literal:
+        if value not in typing.get_args(hint):
+            raise SanitizerError(f"{where} must be one of {list(typing.get_args(hint))}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise SanitizerError(f"{where} must be a list, got {value!r}")
+        return tuple(_check(v, typing.get_args(hint)[0], where) for v in value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise SanitizerError(f"{where} must be {hint.__name__}, got {value!r}")
+    return value
+
+
+def build(cls, values: dict | None):
+    values = dict(values or {})
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise SanitizerError(f"params.yaml [{cls.section}]: unknown key(s) {unknown}; known: {sorted(names)}")
+    checked = {k: _check(v, hints[k], f"params.yaml [{cls.section}].{k}") for k, v in values.items()}
+    obj = cls(**checked)
+    validate = getattr(obj, "validate", None)
+    if validate:
+        validate()
+    return obj
+
+
+def _range(cfg, name: str, lo: float, hi: float):
+    value = getattr(cfg, name)
+    if not lo <= value <= hi:
+        raise SanitizerError(f"params.yaml [{cfg.section}].{name} must be in [{lo}, {hi}], got {value}")
+
+
+@section("data")
+class DataConfig:
+    source: str = "fashion-mnist"
+    path: str | None = None
+    # Held-out test fraction for sources that ship no test split (imagefolder, parquet).
+    test_fraction: float = 0.1
+    # Keep only this many train (and a tenth as many test) samples, stratified; 0 keeps all.
+    limit: int = 0
+    image_column: str = "image"
+    label_column: str = "label"
+    seed: int = 0
+
+    def validate(self):
+        _range(self, "test_fraction", 0.0, 0.9)
+        _range(self, "limit", 0, 10**9)
+
+
+@section("attack")
+class AttackConfig:
+    name: str = "none"
+    rate: float = 0.05
+    target: int = 1
+    mode: typing.Literal["all-to-one", "all-to-all"] = "all-to-one"
+    trigger_size: int = 3
+    position: typing.Literal["bottom-right", "bottom-left", "top-right", "top-left", "center"] = "bottom-right"
+    alpha: float = 0.2
+    pattern: str | None = None
+    seed: int = 0
+
+    def validate(self):
+        _range(self, "rate", 0.0, 1.0)
+        _range(self, "alpha", 0.0, 1.0)
+        _range(self, "trigger_size", 1, 4096)
+
+
+@section("model")
+class ModelConfig:
+    # `auto`: small_cnn for single-channel images up to 28 px, resnet18 otherwise.
+    arch: str = "auto"
+
+
+@section("train")
+class TrainConfig:
+    epochs: int = 4
+    batch_size: int = 128
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    augment: bool = False
+    seed: int = 0
+
+    def validate(self):
+        _range(self, "epochs", 1, 10_000)
+        _range(self, "batch_size", 1, 1 << 20)
+
+
+@section("score")
+class ScoreConfig:
+    eps: float = 16 / 255
+    steps: int = 2
+    # Side of the random square patch mask, as a fraction of the image side (drawn per sample).
+    patch_min: float = 0.25
+    patch_max: float = 0.5
+    batch_size: int = 1024
+    seed: int = 0
+
+    def validate(self):
+        _range(self, "eps", 0.0, 1.0)
+        _range(self, "steps", 1, 1000)
+        _range(self, "patch_min", 0.0, 1.0)
+        _range(self, "patch_max", self.patch_min, 1.0)
+
+
+@section("partition")
+class PartitionConfig:
+    # Fraction of the train set, highest robustness score R first, that seeds the clean set D_s.
+    rate: float = 0.2
+
+    def validate(self):
+        _range(self, "rate", 0.001, 0.99)
+
+
+@section("enhance")
+class EnhanceConfig:
+    rounds: int = 4
+    # Fraction of the train set moved from D_r to D_s after each round.
+    rate: float = 0.075
+    epochs: int = 1
+    batch_size: int = 256
+    lr: float = 0.01
+    # Weight of the (bounded) gradient ascent on D_s against descent on D_r (Eq. 4).
+    ascent_weight: float = 1.0
+    # Ascent stops pushing a batch once its loss exceeds this (flooding), so it cannot diverge.
+    flood: float = 5.0
+    # Epochs of the per-round clean reference trained on D_s (few: a rare poison left in
+    # D_s must not get the time to plant the backdoor in it).
+    clean_epochs: int = 2
+    seed: int = 0
+
+    def validate(self):
+        _range(self, "rounds", 0, 100)
+        _range(self, "rate", 0.0, 0.5)
+        _range(self, "epochs", 1, 1000)
+
+
+@section("identify")
+class IdentifyConfig:
+    # Suspected when log p_E(y|x) - log p_C(y|x) exceeds this (nats; log 2 = 0.69).
+    threshold: float = 0.69
+
+
+@section("relabel")
+class RelabelConfig:
+    # Fine-tuning on clean + relabelled samples (Eq. 5).
+    epochs: int = 2
+    lr: float = 0.005
+    # Suspected samples the clean model labels with less confidence than this are dropped.
+    min_confidence: float = 0.5
+
+    def validate(self):
+        _range(self, "min_confidence", 0.0, 1.0)
+
+
+@section("evaluate")
+class EvaluateConfig:
+    batch_size: int = 1024
+
+
+def load_params(path: str | Path = "params.yaml") -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise SanitizerError(f"params file {path} not found")
+    try:
+        params = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise SanitizerError(f"{path} is not valid YAML: {e}") from None
+    unknown = sorted(set(params) - set(SECTIONS))
+    if unknown:
+        raise SanitizerError(f"{path}: unknown section(s) {unknown}; known: {sorted(SECTIONS)}")
+    return params
+
+
+def config(name: str, params: dict):
+    """The validated config for one section of the params."""
+    return build(SECTIONS[name], params.get(name))

@@ -1,0 +1,1 @@
+"""Defense methods. AdvrBD is the default pipeline; its steps live in `advrbd`."""

@@ -1,0 +1,138 @@
+"""The evaluate stage: ACC and ASR of every model, detection quality against ground truth, and
+the plot tables. The only place, with train_oracle and inspect, that reads truth.parquet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import torch
+
+from .attacks import build_attack
+from .config import config
+from .io import atomic_path, read_json, write_json
+from .manifest import read_manifest
+from .metrics import auroc, detection, roc_curve
+from .store import SampleStore
+from .training import as_tensor, load_model, predict
+
+MODELS_EVALUATED = {"no_defense": "suspect", "oracle": "oracle", "clean": "clean", "defended": "defended"}
+TIMED_STAGES = ("ingest", "train_suspect", "train_oracle", "score", "partition", "enhance", "identify", "train_clean", "relabel")
+
+
+class TestBench:
+    """Clean test images for ACC and triggered non-target test images for ASR."""
+
+    def __init__(self, params, store: SampleStore):
+        test = store.split("test")
+        attack = build_attack(config("attack", params), store.image_shape, len(store.classes))
+        self.arch = config("model", params).arch
+        self.store = store
+        self.x, self.y = as_tensor(test.images), as_tensor(test.labels)
+        mask = attack.asr_mask(test.labels)
+        self.x_bd = as_tensor(attack.trigger_test(test.images[mask]))
+        self.y_bd = as_tensor(attack.target_labels(test.labels[mask]))
+
+    def model(self, path: Path):
+        return load_model(path, self.arch, self.store.image_shape, len(self.store.classes))
+
+    def measure(self, model) -> dict:
+        acc = (predict(model, self.x).argmax(1) == self.y).float().mean().item()
+        asr = (predict(model, self.x_bd).argmax(1) == self.y_bd).float().mean().item() if len(self.y_bd) else None
+        return {"acc": acc, "asr": asr}
+
+    def measure_state(self, state: dict) -> dict:
+        from .training import new_model
+
+        model = new_model(self.arch, self.store.image_shape, len(self.store.classes))
+        model.load_state_dict(state)
+        return self.measure(model)
+
+
+def evaluate(params, paths) -> None:
+    store = SampleStore(paths.store)
+    bench = TestBench(params, store)
+    truth = read_manifest(paths.truth, ["sample_id", "is_poison", "original_label"])
+    has_truth = config("attack", params).name != "none"
+    decisions = read_manifest(paths.decisions, ["sample_id", "decision", "new_label", "label"])
+    scores = read_manifest(paths.scores, ["sample_id", "score", "loss"])
+    rounds = read_manifest(paths.rounds, ["sample_id", "consistency", "joined_round"])
+    is_poison = truth["is_poison"].to_numpy()
+    flagged = decisions["decision"].to_numpy() != "keep"
+
+    metrics: dict = {name: bench.measure(bench.model(getattr(paths, attr))) for name, attr in MODELS_EVALUATED.items()}
+    metrics["decisions"] = {d: int((decisions["decision"] == d).sum()) for d in ("keep", "drop", "relabel")}
+    metrics["decisions"]["dropped_fraction"] = metrics["decisions"]["drop"] / len(decisions)
+    metrics["flagged_per_class"] = _flagged_per_class(decisions, store.classes)
+    metrics["wall_seconds"] = _wall_seconds(paths.root)
+    if has_truth:
+        metrics["detection"] = {
+            **detection(flagged, is_poison),
+            "auroc": auroc(rounds["consistency"].to_numpy(), is_poison),
+            "auroc_robustness_score": auroc(-scores["score"].to_numpy(), is_poison),
+            "auroc_loss_baseline": auroc(-scores["loss"].to_numpy(), is_poison),
+            "relabel_accuracy": _relabel_accuracy(decisions, truth),
+        }
+    else:
+        metrics["detection"] = {"flagged": int(flagged.sum()), "fpr": float(flagged.mean())}
+    round_rows = _round_rows(bench, paths)
+    metrics["rounds"] = round_rows
+    write_json(paths.metrics, metrics)
+    _write_plots(paths.plots, scores, rounds, is_poison if has_truth else None, round_rows)
+
+
+def _flagged_per_class(decisions: pl.DataFrame, classes: list[str]) -> dict:
+    counts = decisions.filter(pl.col("decision") != "keep").group_by("label").len()
+    by_label = dict(zip(counts["label"].to_list(), counts["len"].to_list()))
+    return {name: int(by_label.get(i, 0)) for i, name in enumerate(classes)}
+
+
+def _relabel_accuracy(decisions: pl.DataFrame, truth: pl.DataFrame) -> float | None:
+    joined = decisions.join(truth, on="sample_id").filter((pl.col("decision") == "relabel") & pl.col("is_poison"))
+    if len(joined) == 0:
+        return None
+    return float((joined["new_label"] == joined["original_label"]).mean())
+
+
+def _wall_seconds(root: Path) -> dict:
+    out = {}
+    for name in TIMED_STAGES:
+        timing = root / name / "timing.json"
+        if timing.exists():
+            out[name] = read_json(timing)["wall_seconds"]
+    out["total"] = round(sum(out.values()), 2)
+    return out
+
+
+def _round_rows(bench: TestBench, paths) -> list[dict]:
+    rows = []
+    for enhanced in sorted(paths.snapshots.glob("round-*-enhanced.pt"), key=lambda p: int(p.name.split("-")[1])):
+        k = int(enhanced.name.split("-")[1])
+        e = bench.measure_state(torch.load(enhanced, weights_only=True))
+        c = bench.measure_state(torch.load(enhanced.with_name(f"round-{k}-clean.pt"), weights_only=True))
+        rows.append({"round": k, "enhanced_acc": e["acc"], "enhanced_asr": e["asr"], "clean_acc": c["acc"], "clean_asr": c["asr"]})
+    return rows
+
+
+def _write_plots(directory: Path, scores: pl.DataFrame, rounds: pl.DataFrame, is_poison, round_rows) -> None:
+    with atomic_path(directory) as tmp:
+        tmp.mkdir()
+        log_r = np.log10(np.clip(scores["score"].to_numpy(), 1e-12, None))
+        edges = np.linspace(log_r.min(), log_r.max() + 1e-9, 41)
+        groups = {"all": np.ones(len(log_r), bool)} if is_poison is None else {"clean": ~is_poison, "poisoned": is_poison}
+        hist = [
+            {"log10_score": float((edges[i] + edges[i + 1]) / 2), "group": g, "count": int(c)}
+            for g, m in groups.items()
+            for i, c in enumerate(np.histogram(log_r[m], edges)[0])
+        ]
+        pl.DataFrame(hist).write_csv(tmp / "score_distribution.csv")
+        if is_poison is not None:
+            roc = [
+                {**row, "score": name}
+                for name, s in (("consistency", rounds["consistency"].to_numpy()), ("robustness", -scores["score"].to_numpy()), ("loss", -scores["loss"].to_numpy()))
+                for row in roc_curve(s, is_poison)
+            ]
+            pl.DataFrame(roc).write_csv(tmp / "roc.csv")
+        if round_rows:
+            pl.DataFrame(round_rows).write_csv(tmp / "rounds.csv")

@@ -1,0 +1,55 @@
+"""Parquet manifests between stages: keyed and sorted by `sample_id`, stamped with the schema
+version and the stage that wrote them, written atomically and byte-for-byte reproducibly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from .errors import SanitizerError
+from .io import atomic_path
+
+SCHEMA_VERSION = 1
+
+
+def write_manifest(df: pl.DataFrame, path: str | Path, stage: str, meta: dict | None = None) -> None:
+    if "sample_id" not in df.columns:
+        raise SanitizerError(f"manifest {path} has no sample_id column")
+    if df["sample_id"].is_duplicated().any():
+        raise SanitizerError(f"manifest {path} has duplicate sample_ids")
+    table = df.sort("sample_id").to_arrow()
+    file_meta = {
+        "schema_version": str(SCHEMA_VERSION),
+        "stage": stage,
+        **{k: json.dumps(v, sort_keys=True) for k, v in (meta or {}).items()},
+    }
+    table = table.replace_schema_metadata({k.encode(): v.encode() for k, v in file_meta.items()})
+    with atomic_path(path) as tmp:
+        # No statistics/page index timestamps: identical input gives identical bytes.
+        pq.write_table(table, tmp, compression="zstd", write_statistics=False)
+
+
+def read_manifest(path: str | Path, columns: list[str] | None = None) -> pl.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise SanitizerError(f"missing manifest {path}: run the stage that writes it first")
+    df = pl.read_parquet(path)
+    version = read_meta(path).get("schema_version")
+    if version != str(SCHEMA_VERSION):
+        raise SanitizerError(f"{path} has schema_version {version}, expected {SCHEMA_VERSION}")
+    missing = [c for c in (columns or []) if c not in df.columns]
+    if missing:
+        raise SanitizerError(f"{path} lacks column(s) {missing}")
+    return df
+
+
+def read_meta(path: str | Path) -> dict[str, str]:
+    raw = pq.read_schema(path).metadata or {}
+    return {k.decode(): v.decode() for k, v in raw.items() if not k.startswith(b"ARROW")}
+
+
+def meta_value(path: str | Path, key: str):
+    return json.loads(read_meta(path)[key])

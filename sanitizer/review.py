@@ -1,0 +1,81 @@
+"""What `sanitize inspect` shows: decisions per class and the top flagged samples, most
+suspicious first. Ground truth is shown beside them only when a benchmark run wrote it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+
+from .errors import SanitizerError
+from .manifest import meta_value, read_manifest
+
+
+def load_review(data: str | Path) -> tuple[pl.DataFrame, list[str]]:
+    from .pipeline import Paths
+
+    paths = Paths(data)
+    decisions = read_manifest(paths.decisions, ["sample_id", "label", "decision", "new_label", "confidence", "reason"])
+    ident = read_manifest(paths.identify, ["sample_id", "consistency"])
+    df = decisions.join(ident.select("sample_id", "consistency"), on="sample_id")
+    truth_path = paths.truth
+    if truth_path.exists() and meta_value(truth_path, "attack") != "none":
+        truth = read_manifest(truth_path, ["sample_id", "is_poison"])
+        df = df.join(truth.select("sample_id", "is_poison"), on="sample_id")
+    return df, meta_value(paths.decisions, "classes")
+
+
+def class_summary(df: pl.DataFrame, classes: list[str]) -> pl.DataFrame:
+    summary = (
+        df.group_by("label")
+        .agg(
+            pl.len().alias("samples"),
+            (pl.col("decision") == "keep").sum().alias("keep"),
+            (pl.col("decision") == "relabel").sum().alias("relabel"),
+            (pl.col("decision") == "drop").sum().alias("drop"),
+        )
+        .sort("label")
+    )
+    return summary.with_columns(pl.col("label").map_elements(lambda i: classes[i], return_dtype=pl.String).alias("class"))
+
+
+def top_flagged(df: pl.DataFrame, top: int, class_index: int | None = None) -> pl.DataFrame:
+    flagged = df.filter(pl.col("decision") != "keep")
+    if class_index is not None:
+        flagged = flagged.filter(pl.col("label") == class_index)
+    return flagged.sort(["consistency", "sample_id"], descending=[True, False]).head(top)
+
+
+def render_review(data: str | Path, top: int, class_name: str | None) -> None:
+    df, classes = load_review(data)
+    class_index = None
+    if class_name is not None:
+        if class_name not in classes:
+            raise SanitizerError(f"unknown class {class_name!r}; classes: {', '.join(classes)}")
+        class_index = classes.index(class_name)
+    console = Console()
+    summary = Table(title="Decisions per given label")
+    for col in ("class", "samples", "keep", "relabel", "drop"):
+        summary.add_column(col, justify="left" if col == "class" else "right")
+    for row in class_summary(df, classes).iter_rows(named=True):
+        summary.add_row(row["class"], *(str(row[c]) for c in ("samples", "keep", "relabel", "drop")))
+    console.print(summary)
+
+    table = Table(title=f"Top {top} flagged samples (most suspicious first)")
+    columns = ["sample_id", "given", "decision", "new label", "confidence", "consistency"]
+    has_truth = "is_poison" in df.columns
+    for col in columns + (["poisoned (truth)"] if has_truth else []):
+        table.add_column(col)
+    for row in top_flagged(df, top, class_index).iter_rows(named=True):
+        cells = [
+            row["sample_id"],
+            classes[row["label"]],
+            row["decision"],
+            classes[row["new_label"]] if row["decision"] == "relabel" else "",
+            f"{row['confidence']:.2f}",
+            f"{row['consistency']:.2f}",
+        ]
+        table.add_row(*cells, *([str(row["is_poison"])] if has_truth else []))
+    console.print(table)

@@ -1,0 +1,130 @@
+"""The sample store that `ingest` writes once and every later stage reads: images as uint8
+arrays in a few `.npy` shards (never one file per sample: DVC hashes every file) and
+`samples.parquet` with one row per sample."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from .errors import SanitizerError
+from .io import atomic_path
+from .manifest import meta_value, read_manifest, write_manifest
+
+SHARD_SIZE = 16384
+SPLITS = ("train", "test")
+
+
+@dataclass(frozen=True)
+class RawDataset:
+    """What a dataset source yields. Images are uint8, N x C x H x W."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    splits: np.ndarray
+    sample_ids: np.ndarray
+    classes: list[str]
+    name: str
+
+    def __post_init__(self):
+        n = len(self.images)
+        if self.images.dtype != np.uint8 or self.images.ndim != 4:
+            raise SanitizerError(f"{self.name}: images must be uint8 N x C x H x W, got {self.images.dtype} {self.images.shape}")
+        for field in ("labels", "splits", "sample_ids"):
+            if len(getattr(self, field)) != n:
+                raise SanitizerError(f"{self.name}: {field} has {len(getattr(self, field))} entries for {n} images")
+        if n == 0:
+            raise SanitizerError(f"{self.name}: no images found")
+        bad = (self.labels < 0) | (self.labels >= len(self.classes))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise SanitizerError(
+                f"{self.name}: label {int(self.labels[i])} of sample {self.sample_ids[i]} is out of range "
+                f"0..{len(self.classes) - 1} ({len(self.classes)} classes)"
+            )
+        unknown = set(np.unique(self.splits)) - set(SPLITS)
+        if unknown:
+            raise SanitizerError(f"{self.name}: unknown split(s) {sorted(unknown)}")
+        if len(np.unique(self.sample_ids)) != n:
+            raise SanitizerError(f"{self.name}: sample ids are not unique")
+
+    def split(self, name: str) -> np.ndarray:
+        return np.flatnonzero(self.splits == name)
+
+
+def write_store(path: str | Path, raw: RawDataset, stage: str = "ingest") -> None:
+    """Write the store atomically, rows sorted by sample_id so shard contents are stable."""
+    order = np.argsort(raw.sample_ids, kind="stable")
+    with atomic_path(path) as tmp:
+        (tmp / "shards").mkdir(parents=True)
+        images = raw.images[order]
+        for k, start in enumerate(range(0, len(order), SHARD_SIZE)):
+            np.save(tmp / "shards" / f"shard-{k:05d}.npy", np.ascontiguousarray(images[start : start + SHARD_SIZE]))
+        df = pl.DataFrame(
+            {
+                "sample_id": raw.sample_ids[order].astype(str),
+                "split": raw.splits[order].astype(str),
+                "label": raw.labels[order].astype(np.int64),
+                "row": np.arange(len(order), dtype=np.int64),
+            }
+        )
+        write_manifest(
+            df,
+            tmp / "samples.parquet",
+            stage,
+            {"classes": list(raw.classes), "source": raw.name, "image_shape": list(raw.images.shape[1:])},
+        )
+
+
+class SampleStore:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not (self.path / "samples.parquet").exists():
+            raise SanitizerError(f"no sample store at {self.path}: run `sanitize run ingest` first")
+
+    @cached_property
+    def samples(self) -> pl.DataFrame:
+        return read_manifest(self.path / "samples.parquet", ["sample_id", "split", "label", "row"])
+
+    @cached_property
+    def classes(self) -> list[str]:
+        return meta_value(self.path / "samples.parquet", "classes")
+
+    @cached_property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(meta_value(self.path / "samples.parquet", "image_shape"))
+
+    @cached_property
+    def _images(self) -> np.ndarray:
+        shards = sorted((self.path / "shards").glob("shard-*.npy"))
+        return np.concatenate([np.load(s) for s in shards])
+
+    def split(self, name: str) -> "Split":
+        df = self.samples.filter(pl.col("split") == name)
+        return Split(
+            sample_ids=df["sample_id"].to_numpy(),
+            labels=df["label"].to_numpy(),
+            images=self._images[df["row"].to_numpy()],
+            classes=self.classes,
+        )
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split in memory, rows in sample_id order (the order every manifest uses)."""
+
+    sample_ids: np.ndarray
+    labels: np.ndarray
+    images: np.ndarray
+    classes: list[str]
+
+    def __len__(self) -> int:
+        return len(self.sample_ids)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)

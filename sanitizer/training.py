@@ -1,0 +1,131 @@
+"""Training and inference loops shared by every stage that fits or applies a model."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import TrainConfig
+from .device import default_device
+from .errors import SanitizerError
+from .io import atomic_path
+from .models import build_model
+from .progress import progress_bar
+
+
+def to_float(images_u8: torch.Tensor, device) -> torch.Tensor:
+    return images_u8.to(device, non_blocking=True).float().div_(255)
+
+
+def as_tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array))
+
+
+def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Random 4-px shifted crop and horizontal flip (the standard CIFAR recipe)."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (4, 4, 4, 4), mode="reflect")
+    dy, dx = torch.randint(0, 9, (2,), generator=generator).tolist()
+    x = padded[:, :, dy : dy + h, dx : dx + w]
+    flip = torch.rand(n, generator=generator) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1).to(x.device), x.flip(3), x)
+
+
+def epoch_order(n: int, generator: torch.Generator, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """A shuffled epoch; with `labels`, a class-balanced draw with replacement, because the
+    identified-clean set can come out badly imbalanced (target class depleted)."""
+    if labels is None:
+        return torch.randperm(n, generator=generator)
+    counts = torch.bincount(labels)
+    weights = 1.0 / counts[labels].double()
+    return torch.multinomial(weights, n, replacement=True, generator=generator)
+
+
+def cosine_lr(base: float, step: int, total: int) -> float:
+    warmup = max(1, total // 20)
+    if step < warmup:
+        return base * (step + 1) / warmup
+    return 0.5 * base * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def fit(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    cfg: TrainConfig,
+    *,
+    balanced: bool = False,
+    lr: float | None = None,
+    epochs: int | None = None,
+    desc: str = "training",
+) -> torch.nn.Module:
+    """Plain SGD with a cosine schedule. `images` uint8 N x C x H x W, `labels` int64."""
+    if len(images) == 0:
+        raise SanitizerError(f"{desc}: no samples to train on")
+    device = next(model.parameters()).device
+    generator = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    lr = cfg.lr if lr is None else lr
+    epochs = cfg.epochs if epochs is None else epochs
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
+    steps_per_epoch = math.ceil(len(images) / cfg.batch_size)
+    total = epochs * steps_per_epoch
+    model.train()
+    with progress_bar(desc, total) as advance:
+        for epoch in range(epochs):
+            order = epoch_order(len(images), generator, labels if balanced else None)
+            for k, start in enumerate(range(0, len(order), cfg.batch_size)):
+                idx = order[start : start + cfg.batch_size]
+                x = to_float(images[idx], device)
+                if cfg.augment:
+                    x = augment(x, generator)
+                for group in opt.param_groups:
+                    group["lr"] = cosine_lr(lr, epoch * steps_per_epoch + k, total)
+                loss = F.cross_entropy(model(x), labels[idx].to(device))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                advance()
+    model.eval()
+    return model
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 1024, desc: str = "predicting") -> torch.Tensor:
+    """Logits for uint8 images, on the CPU, in input order."""
+    device = next(model.parameters()).device
+    model.eval()
+    out = []
+    with progress_bar(desc, len(images)) as advance:
+        for start in range(0, len(images), batch_size):
+            out.append(model(to_float(images[start : start + batch_size], device)).float().cpu())
+            advance(min(batch_size, len(images) - start))
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def accuracy(model, images: torch.Tensor, labels: torch.Tensor) -> float:
+    if len(images) == 0:
+        return float("nan")
+    return (predict(model, images).argmax(1) == labels).float().mean().item()
+
+
+def new_model(arch: str, image_shape, num_classes: int) -> torch.nn.Module:
+    return build_model(arch, tuple(image_shape), num_classes).to(default_device())
+
+
+def save_model(model: torch.nn.Module, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(model.state_dict(), tmp)
+
+
+def load_model(path: str | Path, arch: str, image_shape, num_classes: int) -> torch.nn.Module:
+    path = Path(path)
+    if not path.exists():
+        raise SanitizerError(f"missing model {path}: run the stage that trains it first")
+    model = new_model(arch, image_shape, num_classes)
+    model.load_state_dict(torch.load(path, map_location=next(model.parameters()).device, weights_only=True))
+    return model.eval()
