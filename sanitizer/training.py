@@ -22,7 +22,8 @@ def to_float(images_u8: torch.Tensor, device) -> torch.Tensor:
 
 
 def as_tensor(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array))
+    # Arrays from polars or np.load can be read-only; torch needs a writable buffer.
+    return torch.from_numpy(np.require(array, requirements=["C", "W"]))
 
 
 def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -1,0 +1,49 @@
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+# A few-thousand-sample run of the real pipeline: minutes on two cores, not tens.
+TINY_PARAMS = {
+    "data": {"limit": 2000},
+    "train": {"epochs": 2},
+    "score": {"steps": 1},
+    "enhance": {"rounds": 2, "clean_epochs": 1},
+    "relabel": {"epochs": 1},
+}
+
+needs_fashion_mnist = pytest.mark.skipif(
+    not FASHION_MNIST.exists(), reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
+)
+
+
+def write_params(path: Path, overrides: dict) -> None:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for section, values in overrides.items():
+        params.setdefault(section, {}).update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def make_project(dest: Path, overrides: dict) -> Path:
+    """A fresh copy of the pipeline (code, dvc.yaml, params) in its own git + DVC repo."""
+    dest.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for name in ("sanitizer", "stages"):
+        shutil.copytree(REPO / name, dest / name, ignore=ignore)
+    shutil.copy(REPO / "dvc.yaml", dest / "dvc.yaml")
+    write_params(dest / "params.yaml", overrides)
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
+        subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
+    return dest
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
