@@ -36,15 +36,19 @@ def patch_masks(n: int, image_size: int, cfg: ScoreConfig, generator: torch.Gene
     return (rows[:, :, None] & cols[:, None, :]).unsqueeze(1)  # N x 1 x H x W bool
 
 
-def patch_pgd(model, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, eps: float, steps: int) -> torch.Tensor:
-    """Untargeted L-inf PGD confined to `mask`; returns the perturbed images."""
+def patch_pgd(model, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, eps: float, steps: int):
+    """Untargeted L-inf PGD confined to `mask`. Returns the perturbed images and the clean
+    logits, which the first step (delta = 0) computes anyway."""
     step = 2.5 * eps / steps
     delta = torch.zeros_like(x, requires_grad=True)
+    clean = None
     for _ in range(steps):
-        loss = F.cross_entropy(model(torch.clamp(x + mask * delta, 0, 1)), y)
-        (grad,) = torch.autograd.grad(loss, delta)
+        logits = model(torch.clamp(x + mask * delta, 0, 1))
+        if clean is None:
+            clean = logits.detach().float()
+        (grad,) = torch.autograd.grad(F.cross_entropy(logits, y), delta)
         delta = (delta + step * grad.sign()).clamp(-eps, eps).detach().requires_grad_(True)
-    return torch.clamp(x + mask * delta.detach(), 0, 1)
+    return torch.clamp(x + mask * delta.detach(), 0, 1), clean
 
 
 def robustness_scores(model, images: torch.Tensor, labels: torch.Tensor, cfg: ScoreConfig, desc: str = "scoring") -> Scores:
@@ -57,9 +61,7 @@ def robustness_scores(model, images: torch.Tensor, labels: torch.Tensor, cfg: Sc
         for start in range(0, len(images), cfg.batch_size):
             sl = slice(start, start + cfg.batch_size)
             x, y, m = to_float(images[sl], device), labels[sl].to(device), masks[sl].to(device)
-            with torch.no_grad():
-                clean = model(x).float()
-            x_adv = patch_pgd(model, x, y, m, cfg.eps, cfg.steps)
+            x_adv, clean = patch_pgd(model, x, y, m, cfg.eps, cfg.steps)
             with torch.no_grad():
                 adv = model(x_adv).float()
             log_p, log_q = F.log_softmax(clean, 1), F.log_softmax(adv, 1)
