@@ -22,17 +22,17 @@ class Scores:
     loss: np.ndarray  # cross-entropy at the given label: the cheap ABL-style baseline
 
 
-def patch_masks(n: int, image_size: int, cfg: ScoreConfig, generator: torch.Generator) -> torch.Tensor:
+def patch_masks(n: int, height: int, width: int, cfg: ScoreConfig, generator: torch.Generator) -> torch.Tensor:
     """One random square mask per sample, drawn up front so a sample's mask does not depend
-    on batch size or order."""
-    lo = max(1, round(cfg.patch_min * image_size))
-    hi = max(lo, round(cfg.patch_max * image_size))
+    on batch size or order. The side is a fraction of the shorter image side."""
+    short = min(height, width)
+    lo = max(1, round(cfg.patch_min * short))
+    hi = max(lo, round(cfg.patch_max * short))
     side = torch.randint(lo, hi + 1, (n,), generator=generator)
-    top = (torch.rand(n, generator=generator) * (image_size - side + 1)).long()
-    left = (torch.rand(n, generator=generator) * (image_size - side + 1)).long()
-    grid = torch.arange(image_size)
-    rows = (grid >= top[:, None]) & (grid < (top + side)[:, None])
-    cols = (grid >= left[:, None]) & (grid < (left + side)[:, None])
+    top = (torch.rand(n, generator=generator) * (height - side + 1)).long()
+    left = (torch.rand(n, generator=generator) * (width - side + 1)).long()
+    rows = (torch.arange(height) >= top[:, None]) & (torch.arange(height) < (top + side)[:, None])
+    cols = (torch.arange(width) >= left[:, None]) & (torch.arange(width) < (left + side)[:, None])
     return (rows[:, :, None] & cols[:, None, :]).unsqueeze(1)  # N x 1 x H x W bool
 
 
@@ -55,7 +55,7 @@ def robustness_scores(model, images: torch.Tensor, labels: torch.Tensor, cfg: Sc
     device = next(model.parameters()).device
     model.eval()
     model.requires_grad_(False)
-    masks = patch_masks(len(images), images.shape[-1], cfg, torch.Generator().manual_seed(cfg.seed))
+    masks = patch_masks(len(images), *images.shape[-2:], cfg, torch.Generator().manual_seed(cfg.seed))
     r_out, loss_out = [], []
     with progress_bar(desc, len(images)) as advance:
         for start in range(0, len(images), cfg.batch_size):

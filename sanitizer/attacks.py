@@ -3,6 +3,7 @@ trigger that ASR is measured with. Ground truth goes to truth.parquet, never int
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ class Poisoned:
     is_poison: np.ndarray
 
 
-class Attack:
+class Attack(abc.ABC):
     """Base: choose victims, stamp the trigger, flip labels to the target."""
 
     def __init__(self, cfg: AttackConfig, image_shape: tuple[int, int, int], num_classes: int):
@@ -41,8 +42,9 @@ class Attack:
         """Samples a poison may be drawn from: their label must actually change."""
         return np.flatnonzero(self.target_labels(labels) != labels)
 
+    @abc.abstractmethod
     def trigger(self, images: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """The train-time trigger applied to a batch of uint8 images."""
 
     def trigger_test(self, images: np.ndarray) -> np.ndarray:
         """The trigger at test time; the same as at train time for the static attacks here."""
@@ -120,6 +122,11 @@ def load_pattern(path: str, image_shape: tuple[int, int, int]) -> np.ndarray:
 
 
 class NoAttack(Attack):
+    """Real data: nothing is poisoned, so the attack's target is irrelevant."""
+
+    def __init__(self, cfg, image_shape, num_classes):
+        self.cfg, self.image_shape, self.num_classes = cfg, image_shape, num_classes
+
     def poison(self, images, labels):
         return Poisoned(images, labels, np.zeros(len(labels), dtype=bool))
 

@@ -33,24 +33,23 @@ def _conv_block(cin: int, cout: int) -> list[nn.Module]:
 
 
 @MODELS.register("small_cnn")
-def small_cnn(channels: int, num_classes: int, image_size: int) -> Classifier:
+def small_cnn(channels: int, num_classes: int, height: int, width: int) -> Classifier:
     """Two narrow conv stages and a hidden layer: the CPU default for 28x28 inputs, sized so a
     whole Fashion-MNIST pipeline fits in minutes on two cores (~12 s an epoch)."""
-    side = image_size // 4
     features = nn.Sequential(
         *_conv_block(channels, 16),
         nn.MaxPool2d(2),
         *_conv_block(16, 32),
         nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(32 * side * side, 128),
+        nn.Linear(32 * (height // 4) * (width // 4), 128),
         nn.ReLU(inplace=True),
     )
     return Classifier(features, 128, num_classes, channels)
 
 
 @MODELS.register("resnet18")
-def resnet18(channels: int, num_classes: int, image_size: int) -> Classifier:
+def resnet18(channels: int, num_classes: int, height: int, width: int) -> Classifier:
     """torchvision's ResNet-18 with the usual CIFAR stem: 3x3 stride-1 conv, no max-pool."""
     from torchvision.models import resnet18 as tv_resnet18
 
@@ -70,5 +69,4 @@ def resolve_arch(arch: str, image_shape: tuple[int, int, int]) -> str:
 
 
 def build_model(arch: str, image_shape: tuple[int, int, int], num_classes: int) -> Classifier:
-    channels, height, _ = image_shape
-    return MODELS.get(resolve_arch(arch, image_shape))(channels, num_classes, height)
+    return MODELS.get(resolve_arch(arch, image_shape))(*image_shape[:1], num_classes, *image_shape[1:])

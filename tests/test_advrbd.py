@@ -1,0 +1,172 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sanitizer.config import config
+from sanitizer.defenses.advrbd import consistency, decide, enhance_epochs, identify, partition
+from sanitizer.models import build_model
+
+
+def _brute_partition(score, rate):
+    k = max(1, round(rate * len(score)))
+    ranked = sorted(range(len(score)), key=lambda i: (-score[i], i))
+    out = np.zeros(len(score), bool)
+    out[ranked[:k]] = True
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("rate", [0.001, 0.1, 0.2, 0.37, 0.99])
+def test_partition_top_k_ties_by_index(seed, rate):
+    rng = np.random.default_rng(seed)
+    score = rng.integers(0, 5, size=53).astype(float)  # heavy ties
+    seed_mask = partition(score, rate)
+    assert seed_mask.dtype == bool
+    assert seed_mask.sum() == max(1, round(rate * 53))
+    np.testing.assert_array_equal(seed_mask, _brute_partition(score, rate))
+    # every chosen score is >= every unchosen one
+    if (~seed_mask).any():
+        assert score[seed_mask].min() >= score[~seed_mask].max()
+
+
+def test_partition_all_equal_takes_first_indices():
+    m = partition(np.zeros(10), 0.3)
+    np.testing.assert_array_equal(np.flatnonzero(m), [0, 1, 2])
+
+
+def test_partition_highest_scores():
+    score = np.array([0.1, 5.0, -1.0, 3.0, 2.0])
+    np.testing.assert_array_equal(partition(score, 0.4), [False, True, False, True, False])
+
+
+def test_identify_threshold_strict():
+    c = np.array([-1.0, 0.5, 0.69, 0.7, 3.0])
+    np.testing.assert_array_equal(identify(c, 0.69), [False, False, False, True, True])
+    assert not identify(c, 10).any()
+
+
+def _logits_with(probs):
+    return torch.log(torch.tensor(probs, dtype=torch.float64))
+
+
+def test_decide_cases():
+    # 3 classes; rows: (given label, clean probs, suspected)
+    probs = [
+        [0.9, 0.05, 0.05],  # 0: not suspected, agrees
+        [0.1, 0.8, 0.1],  # 1: not suspected, disagrees -> still keep
+        [0.1, 0.1, 0.8],  # 2: suspected, agrees (label 2)
+        [0.7, 0.2, 0.1],  # 3: suspected, label 1, confident 0 -> relabel to 0
+        [0.3, 0.3, 0.4],  # 4: suspected, label 0, unsure -> drop
+        [0.2, 0.55, 0.25],  # 5: suspected, label 2, conf 0.55 >= 0.5 -> relabel to 1
+    ]
+    labels = np.array([0, 0, 2, 1, 0, 2])
+    suspected = np.array([False, False, True, True, True, True])
+    d = decide(_logits_with(probs), labels, suspected, min_confidence=0.5)
+    assert d.decision.tolist() == ["keep", "keep", "keep", "relabel", "drop", "relabel"]
+    assert d.new_label.tolist() == [0, 0, 2, 0, 0, 1]
+    np.testing.assert_allclose(d.confidence, [0.9, 0.8, 0.8, 0.7, 0.4, 0.55], rtol=1e-5)
+    assert d.reason[0] == d.reason[1] == "not suspected"
+    assert "agrees" in d.reason[2]
+    assert "agrees" not in d.reason[3] and "agrees" not in d.reason[4]
+    assert d.reason[3] == d.reason[5] != d.reason[4]
+    # the input labels are not modified
+    assert labels.tolist() == [0, 0, 2, 1, 0, 2]
+
+
+def test_decide_confidence_boundary():
+    probs = [[0.5, 0.25, 0.25], [0.49, 0.26, 0.25]]
+    # softmax runs in float32, so 0.5 may land a hair below 0.5: test just under it
+    d = decide(_logits_with(probs), np.array([1, 1]), np.array([True, True]), min_confidence=0.495)
+    assert d.decision.tolist() == ["relabel", "drop"]
+    d = decide(_logits_with(probs), np.array([1, 1]), np.array([True, True]), min_confidence=0.0)
+    assert d.decision.tolist() == ["relabel", "relabel"]
+    assert d.new_label.tolist() == [0, 0]
+
+
+def test_decide_random_against_rule():
+    rng = np.random.default_rng(0)
+    n, k = 200, 5
+    logits = torch.tensor(rng.normal(size=(n, k)) * 2)
+    labels = rng.integers(0, k, n)
+    suspected = rng.random(n) < 0.5
+    d = decide(logits, labels, suspected, min_confidence=0.45)
+    p = torch.softmax(logits, 1).numpy()
+    pred, conf = p.argmax(1), p.max(1)
+    for i in range(n):
+        if not suspected[i] or pred[i] == labels[i]:
+            exp, new = "keep", labels[i]
+        elif conf[i] >= 0.45:
+            exp, new = "relabel", pred[i]
+        else:
+            exp, new = "drop", labels[i]
+        assert d.decision[i] == exp, i
+        assert d.new_label[i] == new, i
+
+
+def test_consistency_is_log_prob_difference():
+    torch.manual_seed(0)
+    a = build_model("small_cnn", (1, 8, 8), 3).eval()
+    b = build_model("small_cnn", (1, 8, 8), 3).eval()
+    images = torch.randint(0, 256, (12, 1, 8, 8), dtype=torch.uint8)
+    labels = torch.randint(0, 3, (12,))
+    c = consistency(a, b, images, labels)
+    with torch.no_grad():
+        x = images.float() / 255
+        la = F.log_softmax(a(x), 1)[torch.arange(12), labels]
+        lb = F.log_softmax(b(x), 1)[torch.arange(12), labels]
+    np.testing.assert_allclose(c, (la - lb).double().numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(consistency(a, a, images, labels), 0, atol=1e-6)
+
+
+def _per_sample_loss(model, images, labels):
+    model.eval()
+    with torch.no_grad():
+        return F.cross_entropy(model(images.float() / 255), labels, reduction="none").numpy()
+
+
+def _enhance_problem(seed, n=200):
+    """Class 0 dark, class 1 bright (learnable from D_r); the 40 D_s samples also carry a
+    3x3 square of the opposite brightness (a feature the ascent can use to unlearn them)."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 2, (n,), generator=g)
+    images = torch.randint(0, 100, (n, 1, 8, 8), generator=g, dtype=torch.uint8)
+    images += (labels * 155).to(torch.uint8).view(-1, 1, 1, 1)
+    in_seed = np.zeros(n, bool)
+    in_seed[np.random.default_rng(seed).choice(n, 40, replace=False)] = True
+    s = torch.from_numpy(in_seed)
+    patch = torch.where(labels[s] == 1, 0, 255).to(torch.uint8).view(-1, 1, 1, 1)
+    images[s, :, 5:, 5:] = patch.expand(-1, 1, 3, 3)
+    return images, labels, in_seed
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_enhance_epochs_ascends_on_seed_descends_on_rest(seed):
+    torch.manual_seed(seed)
+    images, labels, in_seed = _enhance_problem(seed)
+    model = build_model("small_cnn", (1, 8, 8), 2)
+    cfg = config("enhance", {"enhance": {"batch_size": 32}})
+    before = _per_sample_loss(model, images, labels)
+    enhance_epochs(model, images, labels, in_seed, cfg, "test")
+    after = _per_sample_loss(model, images, labels)
+    assert not model.training
+    assert np.isfinite(after).all()
+    assert after[in_seed].mean() > before[in_seed].mean()
+    assert after[~in_seed].mean() < before[~in_seed].mean()
+
+
+def test_enhance_epochs_without_ascent_lowers_seed_loss_too():
+    # control: with ascent_weight 0 it is plain descent on D_r, and D_s (same classes) also improves
+    torch.manual_seed(0)
+    images, labels, in_seed = _enhance_problem(0)
+    in_seed_plain = np.zeros_like(in_seed)
+    in_seed_plain[np.flatnonzero(~in_seed)[:40]] = True  # D_s without the extra square
+    model = build_model("small_cnn", (1, 8, 8), 2)
+    cfg = config("enhance", {"enhance": {"batch_size": 32, "ascent_weight": 0.0}})
+    before = _per_sample_loss(model, images, labels)
+    enhance_epochs(model, images, labels, in_seed_plain, cfg, "test")
+    after = _per_sample_loss(model, images, labels)
+    assert after[in_seed_plain].mean() < before[in_seed_plain].mean()
+    assert after[~in_seed_plain].mean() < before[~in_seed_plain].mean()

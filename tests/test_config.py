@@ -1,0 +1,137 @@
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from sanitizer.config import SECTIONS, config, load_params
+from sanitizer.errors import SanitizerError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_build_frozen_dataclass():
+    cfg = config("train", {})
+    assert dataclasses.is_dataclass(cfg)
+    assert cfg.epochs == 4 and cfg.batch_size == 128
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.epochs = 7
+
+
+def test_values_override_defaults():
+    cfg = config("attack", {"attack": {"name": "blend", "rate": 0.1, "target": 3}})
+    assert (cfg.name, cfg.rate, cfg.target) == ("blend", 0.1, 3)
+    assert cfg.mode == "all-to-one"
+
+
+def test_unknown_key_named():
+    with pytest.raises(SanitizerError, match="bogus_key"):
+        config("train", {"train": {"bogus_key": 1}})
+
+
+def test_wrong_type_named():
+    with pytest.raises(SanitizerError, match=r"\[train\]\.epochs"):
+        config("train", {"train": {"epochs": "three"}})
+    with pytest.raises(SanitizerError, match=r"\.lr"):
+        config("train", {"train": {"lr": "fast"}})
+
+
+def test_int_accepted_for_float():
+    cfg = config("train", {"train": {"lr": 1}})
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float)
+
+
+def test_bool_rejected_for_int_and_float():
+    with pytest.raises(SanitizerError, match="epochs"):
+        config("train", {"train": {"epochs": True}})
+    with pytest.raises(SanitizerError, match="lr"):
+        config("train", {"train": {"lr": True}})
+
+
+def test_float_rejected_for_int():
+    with pytest.raises(SanitizerError, match="batch_size"):
+        config("train", {"train": {"batch_size": 2.5}})
+
+
+@pytest.mark.parametrize(
+    "section,key,value",
+    [
+        ("attack", "rate", 1.5),
+        ("attack", "rate", -0.1),
+        ("attack", "alpha", 2.0),
+        ("attack", "trigger_size", 0),
+        ("train", "epochs", 0),
+        ("data", "test_fraction", 0.95),
+        ("score", "eps", 1.5),
+        ("partition", "rate", 0.0),
+        ("enhance", "rate", 0.6),
+        ("relabel", "min_confidence", 1.1),
+    ],
+)
+def test_out_of_range_named(section, key, value):
+    with pytest.raises(SanitizerError, match=key):
+        config(section, {section: {key: value}})
+
+
+def test_range_edges_accepted():
+    assert config("attack", {"attack": {"rate": 0.0}}).rate == 0.0
+    assert config("attack", {"attack": {"rate": 1}}).rate == 1.0
+
+
+def test_patch_max_below_patch_min_rejected():
+    with pytest.raises(SanitizerError, match="patch_max"):
+        config("score", {"score": {"patch_min": 0.5, "patch_max": 0.3}})
+    cfg = config("score", {"score": {"patch_min": 0.5, "patch_max": 0.5}})
+    assert cfg.patch_min == cfg.patch_max == 0.5
+
+
+def test_literal_checked():
+    assert config("attack", {"attack": {"mode": "all-to-all"}}).mode == "all-to-all"
+    with pytest.raises(SanitizerError, match="mode"):
+        config("attack", {"attack": {"mode": "some-to-one"}})
+    with pytest.raises(SanitizerError, match="position"):
+        config("attack", {"attack": {"position": "middle"}})
+
+
+def test_optional_accepts_none_and_checks_type():
+    assert config("data", {"data": {"path": None}}).path is None
+    assert config("data", {"data": {"path": "x/y"}}).path == "x/y"
+    with pytest.raises(SanitizerError, match="path"):
+        config("data", {"data": {"path": 3}})
+
+
+def test_none_section_gives_defaults():
+    assert config("evaluate", {"evaluate": None}).batch_size == 1024
+
+
+def test_load_params_unknown_section(tmp_path):
+    p = tmp_path / "params.yaml"
+    p.write_text("train:\n  epochs: 2\nmystery:\n  a: 1\n")
+    with pytest.raises(SanitizerError, match="mystery"):
+        load_params(p)
+
+
+def test_load_params_missing_and_invalid(tmp_path):
+    with pytest.raises(SanitizerError):
+        load_params(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(SanitizerError):
+        load_params(bad)
+
+
+def test_load_params_empty_file(tmp_path):
+    p = tmp_path / "params.yaml"
+    p.write_text("")
+    assert load_params(p) == {}
+
+
+def test_repo_params_load_and_build():
+    params = load_params(REPO / "params.yaml")
+    assert set(params) <= set(SECTIONS)
+    assert params  # not empty
+    for name in params:
+        cfg = config(name, params)
+        assert type(cfg) is SECTIONS[name]
+        for key, value in (params[name] or {}).items():
+            got = getattr(cfg, key)
+            assert got == value or (isinstance(value, list) and tuple(value) == got)
