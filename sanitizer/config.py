@@ -144,8 +144,11 @@ class ScoreConfig:
 
 @section("partition")
 class PartitionConfig:
-    # Fraction of the train set, highest robustness score R first, that seeds the clean set D_s.
+    # Fraction of the train set, most trusted first, that seeds the clean set D_s.
     rate: float = 0.2
+    # What "trusted" means: high Eq. 3 robustness score R (the paper), high loss at the given
+    # label, or both (each sample ranked by the weaker of the two).
+    by: typing.Literal["robustness", "loss", "both"] = "loss"
 
     def validate(self):
         _range(self, "rate", 0.001, 0.99)

@@ -170,8 +170,9 @@ def score(params, paths: Paths) -> None:
 def partition(params, paths: Paths) -> None:
     from .defenses.advrbd import partition as split_seed
 
-    scores = read_manifest(paths.scores, ["sample_id", "score"])
-    seed = split_seed(scores["score"].to_numpy(), config("partition", params).rate)
+    cfg = config("partition", params)
+    scores = read_manifest(paths.scores, ["sample_id", "score", "loss"])
+    seed = split_seed(scores["score"].to_numpy(), scores["loss"].to_numpy(), cfg.rate, cfg.by)
     df = pl.DataFrame({"sample_id": scores["sample_id"], "subset": np.where(seed, "seed", "rest")})
     write_manifest(df, paths.partition, "partition")
 

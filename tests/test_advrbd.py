@@ -23,7 +23,7 @@ def _brute_partition(score, rate):
 def test_partition_top_k_ties_by_index(seed, rate):
     rng = np.random.default_rng(seed)
     score = rng.integers(0, 5, size=53).astype(float)  # heavy ties
-    seed_mask = partition(score, rate)
+    seed_mask = partition(score, np.zeros_like(score), rate, by="robustness")
     assert seed_mask.dtype == bool
     assert seed_mask.sum() == max(1, round(rate * 53))
     np.testing.assert_array_equal(seed_mask, _brute_partition(score, rate))
@@ -33,13 +33,38 @@ def test_partition_top_k_ties_by_index(seed, rate):
 
 
 def test_partition_all_equal_takes_first_indices():
-    m = partition(np.zeros(10), 0.3)
+    m = partition(np.zeros(10), np.zeros(10), 0.3, by="both")
     np.testing.assert_array_equal(np.flatnonzero(m), [0, 1, 2])
 
 
 def test_partition_highest_scores():
     score = np.array([0.1, 5.0, -1.0, 3.0, 2.0])
-    np.testing.assert_array_equal(partition(score, 0.4), [False, True, False, True, False])
+    np.testing.assert_array_equal(partition(score, np.zeros(5), 0.4, by="robustness"), [False, True, False, True, False])
+    np.testing.assert_array_equal(partition(np.zeros(5), score, 0.4, by="loss"), [False, True, False, True, False])
+
+
+def test_partition_both_trusts_only_what_both_signals_trust():
+    # Sample 0 is the most robust but the best fitted (lowest loss): "both" must not seed it.
+    robustness = np.array([9.0, 5.0, 4.0, 0.0, 1.0])
+    loss = np.array([0.0, 4.0, 5.0, 9.0, 1.0])
+    np.testing.assert_array_equal(partition(robustness, loss, 0.4, by="both"), [False, True, True, False, False])
+    np.testing.assert_array_equal(partition(robustness, loss, 0.2, by="robustness"), [True, False, False, False, False])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_partition_both_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    r, l = rng.integers(0, 4, 40).astype(float), rng.integers(0, 4, 40).astype(float)
+
+    def rank(v):  # larger value ranks higher; among ties the earlier index ranks higher
+        order = sorted(range(len(v)), key=lambda i: (v[i], -i))
+        out = [0] * len(v)
+        for position, i in enumerate(order):
+            out[i] = position
+        return out
+
+    weaker = np.minimum(rank(r), rank(l))
+    np.testing.assert_array_equal(partition(r, l, 0.25, by="both"), _brute_partition(weaker, 0.25))
 
 
 def test_identify_threshold_strict():

@@ -25,11 +25,27 @@ from ..progress import log, progress_bar
 from ..training import fit, predict, to_float
 
 
-def partition(robustness: np.ndarray, rate: float) -> np.ndarray:
-    """Alg. 1: the `rate` highest-R samples form the trusted-clean seed D_s (True)."""
+def _rank(values: np.ndarray) -> np.ndarray:
+    """n - 1 for the largest value, 0 for the smallest; among ties the earlier sample ranks
+    higher, so the seed is reproducible and follows sample_id order."""
+    ranks = np.empty(len(values), dtype=np.int64)
+    ranks[np.argsort(-values, kind="stable")] = np.arange(len(values) - 1, -1, -1)
+    return ranks
+
+
+# How trusted-clean a sample looks, higher = cleaner, by the signal the seed is drawn from.
+TRUST = {
+    "robustness": lambda robustness, loss: _rank(robustness),  # Eq. 3 as in the paper
+    "loss": lambda robustness, loss: _rank(loss),  # the suspect model does not fit the label
+    # Clean by both signals: a sample is only as trusted as its weaker rank.
+    "both": lambda robustness, loss: np.minimum(_rank(robustness), _rank(loss)),
+}
+
+
+def partition(robustness: np.ndarray, loss: np.ndarray, rate: float, by: str = "robustness") -> np.ndarray:
+    """Alg. 1: the `rate` most trusted samples form the seed D_s (True)."""
     k = max(1, int(round(rate * len(robustness))))
-    # Stable sort on -R: ties broken by sample_id order, so the split is reproducible.
-    order = np.argsort(-robustness, kind="stable")
+    order = np.argsort(-TRUST[by](robustness, loss), kind="stable")
     seed = np.zeros(len(robustness), dtype=bool)
     seed[order[:k]] = True
     return seed
