@@ -211,6 +211,9 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     unknown = sorted(set(params) - set(SECTIONS))
     if unknown:
         raise SanitizerError(f"{path}: unknown section(s) {unknown}; known: {sorted(SECTIONS)}")
+    # Validate every section up front: a typo anywhere fails before any stage does work.
+    for name in params:
+        config(name, params)
     return params
 
 

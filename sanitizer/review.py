@@ -66,7 +66,7 @@ def render_review(data: str | Path, top: int, class_name: str | None) -> None:
     table = Table(title=f"Top {top} flagged samples (most suspicious first)")
     columns = ["sample_id", "given", "decision", "new label", "confidence", "consistency"]
     has_truth = "is_poison" in df.columns
-    for col in columns + (["poisoned (truth)"] if has_truth else []):
+    for col in columns + (["poisoned?"] if has_truth else []):
         table.add_column(col)
     for row in top_flagged(df, top, class_index).iter_rows(named=True):
         cells = [

@@ -1,0 +1,88 @@
+import subprocess
+import sys
+
+import numpy as np
+import polars as pl
+from click.testing import CliRunner
+
+from sanitizer.cli import main
+from sanitizer.manifest import write_manifest
+from sanitizer.pipeline import Paths
+
+CLASSES = ["cat", "dog", "bird"]
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from sanitizer.cli import main; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0 and "inspect" in result.output and "run" in result.output
+
+
+def test_run_rejects_unknown_stage():
+    result = CliRunner().invoke(main, ["run", "nonsense"])
+    assert result.exit_code == 2
+    assert "nonsense" in result.output
+
+
+def test_run_reports_bad_params_without_traceback(tmp_path):
+    params = tmp_path / "params.yaml"
+    params.write_text("score:\n  eps: 2.0\n")
+    result = CliRunner().invoke(main, ["run", "score", "--params", str(params), "--data", str(tmp_path / "data")])
+    assert result.exit_code == 1
+    assert "[score].eps must be in [0.0, 1.0], got 2.0" in result.output
+    assert "Traceback" not in result.output
+
+
+def _write_review_data(root, with_truth: bool):
+    paths = Paths(root)
+    ids = [f"s{i}" for i in range(6)]
+    write_manifest(
+        pl.DataFrame(
+            {
+                "sample_id": ids,
+                "label": [1, 1, 1, 0, 2, 2],
+                "decision": ["relabel", "drop", "keep", "keep", "relabel", "keep"],
+                "new_label": [0, 1, 1, 0, 1, 2],
+                "confidence": [0.9, 0.3, 0.8, 0.99, 0.7, 0.95],
+                "reason": ["r"] * 6,
+            }
+        ),
+        paths.decisions,
+        "relabel",
+        {"classes": CLASSES},
+    )
+    write_manifest(pl.DataFrame({"sample_id": ids, "consistency": [2.0, 5.0, 0.1, -1.0, 3.0, 0.0]}), paths.identify, "identify")
+    truth = {"sample_id": ids, "is_poison": [True, True, False, False, False, False], "original_label": [0] * 6, "attack": ["badnets"] * 6}
+    if with_truth:
+        write_manifest(pl.DataFrame(truth), paths.truth, "ingest", {"attack": "badnets"})
+
+
+def test_inspect_summarises_per_class_and_ranks_flagged_by_suspicion(tmp_path):
+    _write_review_data(tmp_path, with_truth=True)
+    result = CliRunner().invoke(main, ["inspect", "--data", str(tmp_path), "--top", "2"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    # The two most suspicious flagged samples, most suspicious first; s0 (2.0) is third.
+    assert out.index("s1") < out.index("s4")
+    assert "s0" not in out.split("Top 2")[1]
+    assert "poisoned?" in out
+    dog_row = next(line for line in out.splitlines() if "dog" in line and "│" in line)
+    assert [c.strip() for c in dog_row.split("│")[1:-1]] == ["dog", "3", "1", "1", "1"]
+
+
+def test_inspect_filters_by_class_and_rejects_unknown_class(tmp_path):
+    _write_review_data(tmp_path, with_truth=False)
+    result = CliRunner().invoke(main, ["inspect", "--data", str(tmp_path), "--class", "bird"])
+    assert result.exit_code == 0
+    flagged_part = result.output.split("Top 20")[1]
+    assert "s4" in flagged_part and "s1" not in flagged_part and "s0" not in flagged_part
+    assert "poisoned?" not in result.output
+    bad = CliRunner().invoke(main, ["inspect", "--data", str(tmp_path), "--class", "horse"])
+    assert bad.exit_code == 1 and "unknown class 'horse'" in bad.output
+
+
+def test_inspect_without_pipeline_output_says_what_to_run(tmp_path):
+    result = CliRunner().invoke(main, ["inspect", "--data", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "missing manifest" in result.output and "decisions.parquet" in result.output
