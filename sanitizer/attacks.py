@@ -107,18 +107,19 @@ def noise_pattern(image_shape: tuple[int, int, int], seed: int = 20260101) -> np
 
 
 def load_pattern(path: str, image_shape: tuple[int, int, int]) -> np.ndarray:
-    import torch
-    from torchvision.io import ImageReadMode, decode_image
-    from torchvision.transforms.functional import resize
+    """Any image file, resized to the data's size and converted to its channel count."""
+    from PIL import Image, UnidentifiedImageError
 
     if not Path(path).is_file():
         raise SanitizerError(f"attack pattern image {path} not found")
     c, h, w = image_shape
     try:
-        img = decode_image(str(path), mode=ImageReadMode.GRAY if c == 1 else ImageReadMode.RGB)
-    except RuntimeError as e:
+        with Image.open(path) as img:
+            img = img.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
+            array = np.asarray(img, dtype=np.float32)
+    except (UnidentifiedImageError, OSError) as e:
         raise SanitizerError(f"attack pattern {path} is not a readable image: {e}") from None
-    return resize(img, [h, w], antialias=True).to(torch.float32).numpy()
+    return array[None] if c == 1 else array.transpose(2, 0, 1)
 
 
 class NoAttack(Attack):

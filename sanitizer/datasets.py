@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -121,19 +122,27 @@ def cifar10(cfg: DataConfig) -> RawDataset:
 # ---------------------------------------------------------------- encoded images
 
 
-def decode_all(blobs: list[bytes], ids: list[str]) -> np.ndarray:
-    """Decode encoded images to one uint8 N x C x H x W array; grayscale stays one channel
-    only if every image is grayscale."""
-    import torch
-    from torchvision.io import ImageReadMode, decode_image
+def decode_image(blob: bytes, sample_id: str) -> np.ndarray:
+    """Encoded bytes to a uint8 C x H x W array: 1 channel for greyscale, else RGB (alpha and
+    palettes flattened)."""
+    from PIL import Image, UnidentifiedImageError
 
+    try:
+        with Image.open(io.BytesIO(blob)) as img:
+            img = img.convert("L" if img.mode in ("1", "L", "I;16", "I") else "RGB")
+            array = np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise SanitizerError(f"corrupt image {sample_id}: {e}") from None
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def decode_all(blobs: list[bytes], ids: list[str]) -> np.ndarray:
+    """Decode encoded images to one uint8 N x C x H x W array; greyscale stays one channel
+    only if every image is greyscale."""
     decoded = []
     with progress_bar("decoding images", len(blobs)) as advance:
         for blob, sid in zip(blobs, ids):
-            try:
-                decoded.append(decode_image(torch.frombuffer(bytearray(blob), dtype=torch.uint8), mode=ImageReadMode.UNCHANGED))
-            except (RuntimeError, ValueError) as e:
-                raise SanitizerError(f"corrupt image {sid}: {e}") from None
+            decoded.append(decode_image(blob, sid))
             advance()
     channels = 1 if all(img.shape[0] == 1 for img in decoded) else 3
     first = decoded[0].shape[1:]
@@ -141,8 +150,7 @@ def decode_all(blobs: list[bytes], ids: list[str]) -> np.ndarray:
     for k, (img, sid) in enumerate(zip(decoded, ids)):
         if img.shape[1:] != first:
             raise SanitizerError(f"image {sid} is {tuple(img.shape[1:])}, but {ids[0]} is {tuple(first)}: all images must share one size")
-        img = img[:3] if img.shape[0] in (3, 4) else img[:1]  # drop alpha
-        out[k] = img.expand(channels, -1, -1).numpy() if img.shape[0] == 1 else img.numpy()
+        out[k] = img  # a greyscale image broadcasts to RGB when others are colour
     return out
 
 

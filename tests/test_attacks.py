@@ -1,4 +1,5 @@
 import numpy as np
+from PIL import Image
 import pytest
 import torch
 
@@ -147,12 +148,10 @@ def test_blend_default_pattern_fixed():
 
 
 def test_blend_pattern_file_gray(tmp_path):
-    from torchvision.io import write_png
-
-    img = torch.zeros(1, 16, 16, dtype=torch.uint8)
-    img[:, :, 8:] = 200  # left half 0, right half 200
+    img = np.zeros((16, 16), dtype=np.uint8)
+    img[:, 8:] = 200  # left half 0, right half 200
     path = tmp_path / "p.png"
-    write_png(img, str(path))
+    Image.fromarray(img).save(path)
     atk = _attack(name="blend", alpha=0.4, pattern=str(path))
     assert atk.pattern.shape == SHAPE
     # resized 16 -> 8: columns far from the edge keep their value
@@ -165,13 +164,11 @@ def test_blend_pattern_file_gray(tmp_path):
 
 
 def test_blend_pattern_file_rgb(tmp_path):
-    from torchvision.io import write_png
-
-    img = torch.empty(3, 10, 10, dtype=torch.uint8)
+    img = np.empty((10, 10, 3), dtype=np.uint8)
     for c, v in enumerate((10, 120, 250)):
-        img[c] = v
+        img[:, :, c] = v
     path = tmp_path / "rgb.png"
-    write_png(img, str(path))
+    Image.fromarray(img).save(path)
     atk = _attack(shape=(3, 5, 7), name="blend", alpha=0.2, pattern=str(path))
     assert atk.pattern.shape == (3, 5, 7)
     for c, v in enumerate((10, 120, 250)):

@@ -1,4 +1,5 @@
 import gzip
+import io
 import json
 from pathlib import Path
 
@@ -6,8 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import torch
-from torchvision.io import encode_png, write_png
+from PIL import Image
 
 from sanitizer.config import config
 from sanitizer.datasets import load_dataset, read_idx
@@ -93,9 +93,17 @@ def test_unknown_source_and_missing_path():
 # ---------------------------------------------------------------- imagefolder
 
 
+def png_bytes(value: int, shape=(3, 8, 8)) -> bytes:
+    c, h, w = shape
+    array = np.full((h, w, c), value, dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(array[:, :, 0] if c == 1 else array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def png(path: Path, value: int, shape=(3, 8, 8)) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_png(torch.full(shape, value, dtype=torch.uint8), str(path))
+    path.write_bytes(png_bytes(value, shape))
 
 
 def test_imagefolder_with_train_test_split(tmp_path):
@@ -145,7 +153,7 @@ def test_imagefolder_errors_name_the_problem(tmp_path):
 
 
 def parquet_table(path: Path, labels, blobs=None, extra=None, metadata=None) -> None:
-    blobs = blobs or [encode_png(torch.full((1, 4, 4), i, dtype=torch.uint8)).numpy().tobytes() for i in range(len(labels))]
+    blobs = blobs or [png_bytes(i, (1, 4, 4)) for i in range(len(labels))]
     table = pa.table({"image": blobs, "label": labels, **(extra or {})})
     if metadata:
         table = table.replace_schema_metadata(metadata)
