@@ -3,11 +3,13 @@ Each turns its input into a RawDataset with stable sample ids and the class name
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
 import json
 from pathlib import Path
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -15,14 +17,17 @@ from .config import DataConfig
 from .errors import SanitizerError
 from .progress import progress_bar
 from .registry import Registry
-from .store import RawDataset
+from .store import SPLITS, RawDataset
 
-SOURCES: Registry = Registry("dataset source")
+SOURCES: Registry[Callable[[DataConfig], RawDataset]] = Registry("dataset source")
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+IDX_IMAGES, IDX_LABELS = 2051, 2049
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 CACHE = Path.home() / ".cache" / "sanitizer"
+# Below this many images decoding takes about a second: a bar would only flicker.
+PROGRESS_MIN = 2000
 
 
 def load_dataset(cfg: DataConfig) -> RawDataset:
@@ -30,74 +35,108 @@ def load_dataset(cfg: DataConfig) -> RawDataset:
         source = SOURCES.get(cfg.source)
     except ValueError as e:
         raise SanitizerError(f"params.yaml [data].source: {e}") from None
-    if cfg.path is not None and not Path(cfg.path).exists():
+    if cfg.path is not None and not Path(cfg.path).expanduser().exists():
         raise SanitizerError(f"data.path {cfg.path} not found")
     raw = source(cfg)
     return subset(raw, cfg.limit, cfg.seed) if cfg.limit else raw
 
 
 def subset(raw: RawDataset, limit: int, seed: int) -> RawDataset:
-    """A stratified, seeded subset: `limit` train and limit // 5 test samples."""
+    """A stratified, seeded subset of `limit` train and max(limit // 5, 1) test samples."""
     rng = np.random.default_rng(seed)
-    keep = []
-    for split, n in (("train", limit), ("test", max(limit // 5, 1))):
-        idx = raw.split(split)
-        if n >= len(idx):
-            keep.append(idx)
-            continue
-        for label in np.unique(raw.labels[idx]):
-            members = idx[raw.labels[idx] == label]
-            k = max(1, int(round(n * len(members) / len(idx))))
-            keep.append(np.sort(rng.choice(members, size=min(k, len(members)), replace=False)))
+    keep = [_stratified(raw.split(split), raw.labels, n, rng) for split, n in (("train", limit), ("test", max(limit // 5, 1)))]
     keep = np.sort(np.concatenate(keep))
     return RawDataset(raw.images[keep], raw.labels[keep], raw.splits[keep], raw.sample_ids[keep], raw.classes, raw.name)
+
+
+def _stratified(idx: np.ndarray, labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    if n >= len(idx):
+        return idx
+    classes, counts = np.unique(labels[idx], return_counts=True)
+    quota, remainder = np.divmod(n * counts, len(idx))
+    # Largest remainders take the places rounding down left over, so exactly n are kept.
+    quota[np.argsort(-remainder, kind="stable")[: n - quota.sum()]] += 1
+    return np.concatenate([rng.choice(idx[labels[idx] == c], size=k, replace=False) for c, k in zip(classes, quota)])
+
+
+def _parts_to_raw(parts: list[tuple], classes: list[str], name: str) -> RawDataset:
+    """Join per-split (images, labels, splits, sample_ids) tuples."""
+    images, labels, splits, ids = (np.concatenate(column) for column in zip(*parts))
+    return RawDataset(np.ascontiguousarray(images), labels.astype(np.int64), splits, ids, classes, name)
+
+
+def _numbered_ids(split: str, n: int, width: int) -> np.ndarray:
+    return np.array([f"{split}/{i:0{width}d}" for i in range(n)])
+
+
+def _required_path(cfg: DataConfig, what: str) -> Path:
+    if not cfg.path:
+        raise SanitizerError(f"data.path must name {what} for source {cfg.source}")
+    return Path(cfg.path).expanduser()
+
+
+# ---------------------------------------------------------------- torchvision downloads
+
+
+def _torchvision_parts(name: str, hint: str) -> tuple[list[tuple], list[str]]:
+    """Both splits of a torchvision dataset, downloaded into CACHE on first use."""
+    import torchvision
+
+    try:
+        sets = {split: getattr(torchvision.datasets, name)(CACHE, train=split == "train", download=True) for split in SPLITS}
+    except Exception as e:  # noqa: BLE001 - no network, bad checksum or full disk: the remedy is the same
+        raise SanitizerError(f"could not download {name} into {CACHE} ({e}); {hint}") from None
+    parts = []
+    for split, ds in sets.items():
+        images = np.asarray(ds.data)
+        # FashionMNIST holds N x H x W, CIFAR10 N x H x W x C.
+        images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
+        parts.append((images, np.asarray(ds.targets), np.full(len(images), split), _numbered_ids(split, len(images), 5)))
+    return parts, list(sets["test"].classes)
 
 
 # ---------------------------------------------------------------- fashion-mnist
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """IDX (LeCun's MNIST format), gzip-compressed: images (magic 2051) or labels (2049)."""
+def read_idx(path: Path, magic: int) -> np.ndarray:
+    """A gzipped IDX file (LeCun's MNIST format) of unsigned bytes: images (magic 2051, N x H x W)
+    or labels (magic 2049, N)."""
     try:
-        data = gzip.open(path).read()
+        with gzip.open(path) as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise SanitizerError(f"{path} not found") from None
     except (OSError, EOFError) as e:
         raise SanitizerError(f"{path} is not a readable gzip IDX file: {e}") from None
-    magic = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
-    dims = {2051: 3, 2049: 1}.get(magic)
-    if dims is None:
-        raise SanitizerError(f"{path}: bad IDX magic number {magic}; expected 2051 (images) or 2049 (labels)")
+    found = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
+    if found != magic:
+        raise SanitizerError(f"{path}: bad IDX magic number {found}; expected {magic}")
+    dims = magic & 0xFF  # the magic's low byte is the number of dimensions
     shape = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
     offset = 4 + 4 * dims
     if len(data) != offset + int(np.prod(shape)):
-        raise SanitizerError(f"{path}: truncated or oversized IDX file (header says {shape})")
+        raise SanitizerError(f"{path}: truncated or oversized IDX file (header says {shape}, {len(data) - offset} data bytes)")
     return np.frombuffer(data, np.uint8, offset=offset).reshape(shape)
+
+
+def _idx_split(root: Path, split: str) -> tuple:
+    prefix = "train" if split == "train" else "t10k"
+    images = read_idx(root / f"{prefix}-images-idx3-ubyte.gz", IDX_IMAGES)
+    labels = read_idx(root / f"{prefix}-labels-idx1-ubyte.gz", IDX_LABELS)
+    if len(images) != len(labels):
+        raise SanitizerError(f"{root}: {len(images)} {split} images but {len(labels)} labels")
+    return images[:, None], labels, np.full(len(labels), split), _numbered_ids(split, len(labels), 5)
 
 
 @SOURCES.register("fashion-mnist")
 def fashion_mnist(cfg: DataConfig) -> RawDataset:
-    root = Path(cfg.path) if cfg.path else FASHION_MNIST_DIR
-    if not (root / "train-images-idx3-ubyte.gz").exists():
-        root = _torchvision_download("FashionMNIST") / "FashionMNIST" / "raw"
-    parts = []
-    for split, prefix in (("train", "train"), ("test", "t10k")):
-        images = read_idx(root / f"{prefix}-images-idx3-ubyte.gz")
-        labels = read_idx(root / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
-        if len(images) != len(labels):
-            raise SanitizerError(f"{root}: {len(images)} {split} images but {len(labels)} labels")
-        parts.append((images[:, None], labels, np.full(len(labels), split), np.array([f"{split}/{i:05d}" for i in range(len(labels))])))
-    return RawDataset(*(np.concatenate(col) for col in zip(*parts)), classes=FASHION_MNIST_CLASSES, name="fashion-mnist")
-
-
-def _torchvision_download(name: str) -> Path:
-    import torchvision
-
-    try:
-        for train in (True, False):
-            getattr(torchvision.datasets, name)(CACHE, train=train, download=True)
-    except Exception as e:  # noqa: BLE001 - any download failure means the same thing here
-        hint = "apt-get install dataset-fashion-mnist, or " if name == "FashionMNIST" else ""
-        raise SanitizerError(f"could not download {name} ({e}); {hint}set data.path to a local copy") from None
-    return CACHE
+    root = Path(cfg.path).expanduser() if cfg.path else FASHION_MNIST_DIR
+    if cfg.path or (root / "train-images-idx3-ubyte.gz").exists():
+        parts = [_idx_split(root, split) for split in SPLITS]
+    else:
+        hint = "apt-get install dataset-fashion-mnist, or set data.path to a folder with the four IDX .gz files"
+        parts, _ = _torchvision_parts("FashionMNIST", hint)
+    return _parts_to_raw(parts, FASHION_MNIST_CLASSES, "fashion-mnist")
 
 
 # ---------------------------------------------------------------- cifar10
@@ -106,17 +145,9 @@ def _torchvision_download(name: str) -> Path:
 @SOURCES.register("cifar10")
 def cifar10(cfg: DataConfig) -> RawDataset:
     if cfg.path:
-        return parquet(cfg, name="cifar10")
-    import torchvision
-
-    _torchvision_download("CIFAR10")
-    parts = []
-    for split in ("train", "test"):
-        ds = torchvision.datasets.CIFAR10(CACHE, train=split == "train")
-        n = len(ds.targets)
-        parts.append((ds.data.transpose(0, 3, 1, 2), np.array(ds.targets, np.int64), np.full(n, split), np.array([f"{split}/{i:05d}" for i in range(n)])))
-    classes = torchvision.datasets.CIFAR10(CACHE, train=False).classes
-    return RawDataset(*(np.ascontiguousarray(np.concatenate(col)) for col in zip(*parts)), classes=classes, name="cifar10")
+        return _parquet(cfg, "cifar10")
+    parts, classes = _torchvision_parts("CIFAR10", "set data.path to CIFAR-10 as Parquet (train.parquet + test.parquet)")
+    return _parts_to_raw(parts, classes, "cifar10")
 
 
 # ---------------------------------------------------------------- encoded images
@@ -124,119 +155,189 @@ def cifar10(cfg: DataConfig) -> RawDataset:
 
 def decode_image(blob: bytes, sample_id: str) -> np.ndarray:
     """Encoded bytes to a uint8 C x H x W array: 1 channel for greyscale, else RGB (alpha and
-    palettes flattened)."""
-    from PIL import Image, UnidentifiedImageError
+    palettes flattened).
+
+    Pillow, not torchvision.io: torchvision 0.29 deprecates its decoders, and they cannot
+    read BMP."""
+    from PIL import Image
 
     try:
         with Image.open(io.BytesIO(blob)) as img:
-            img = img.convert("L" if img.mode in ("1", "L", "I;16", "I") else "RGB")
-            array = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+            if img.mode.startswith("I;16"):
+                # Pillow clips 16-bit to 8-bit on convert("L"); keep the high byte instead.
+                array = (np.asarray(img, dtype=np.uint16) >> 8).astype(np.uint8)
+            else:
+                array = np.asarray(img.convert("L" if img.mode in ("1", "L", "LA", "I") else "RGB"), dtype=np.uint8)
+    except Exception as e:  # noqa: BLE001 - Pillow's format plugins raise many types for bad data
         raise SanitizerError(f"corrupt image {sample_id}: {e}") from None
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
-def decode_all(blobs: list[bytes], ids: list[str]) -> np.ndarray:
-    """Decode encoded images to one uint8 N x C x H x W array; greyscale stays one channel
-    only if every image is greyscale."""
+def decode_all(blobs: Iterable[bytes], ids: list[str]) -> np.ndarray:
+    """Decode to one uint8 N x C x H x W array; greyscale stays one channel only if every image
+    is greyscale. `blobs` may be lazy (files read one at a time)."""
     decoded = []
-    with progress_bar("decoding images", len(blobs)) as advance:
+    bar = progress_bar("decoding images", len(ids)) if len(ids) > PROGRESS_MIN else contextlib.nullcontext(lambda: None)
+    with bar as advance:
         for blob, sid in zip(blobs, ids):
-            decoded.append(decode_image(blob, sid))
+            img = decode_image(blob, sid)
+            if decoded and img.shape[1:] != decoded[0].shape[1:]:
+                raise SanitizerError(
+                    f"image {sid} is {tuple(img.shape[1:])}, but {ids[0]} is {tuple(decoded[0].shape[1:])}: all images must share one size"
+                )
+            decoded.append(img)
             advance()
     channels = 1 if all(img.shape[0] == 1 for img in decoded) else 3
-    first = decoded[0].shape[1:]
-    out = np.empty((len(decoded), channels, *first), dtype=np.uint8)
-    for k, (img, sid) in enumerate(zip(decoded, ids)):
-        if img.shape[1:] != first:
-            raise SanitizerError(f"image {sid} is {tuple(img.shape[1:])}, but {ids[0]} is {tuple(first)}: all images must share one size")
+    out = np.empty((len(decoded), channels, *decoded[0].shape[1:]), dtype=np.uint8)
+    for k, img in enumerate(decoded):
         out[k] = img  # a greyscale image broadcasts to RGB when others are colour
     return out
 
 
-def held_out(sample_ids: np.ndarray, fraction: float) -> np.ndarray:
-    """'test' for a stable, hash-chosen `fraction` of ids: adding files reshuffles nothing."""
-    digest = np.array([int(hashlib.sha1(s.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF for s in sample_ids])
-    return np.where(digest < fraction, "test", "train")
+def held_out(keys: Iterable[str], fraction: float) -> np.ndarray:
+    """'test' for a hash-chosen `fraction` of keys: adding samples moves no other sample."""
+    position = np.array([int(hashlib.sha1(k.encode()).hexdigest()[:8], 16) / 2**32 for k in keys])
+    return np.where(position < fraction, "test", "train")
+
+
+# ---------------------------------------------------------------- imagefolder
+
+
+def _visible_dirs(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _image_files(class_dir: Path) -> list[Path]:
+    return sorted(
+        f
+        for f in class_dir.rglob("*")
+        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not any(p.startswith(".") for p in f.relative_to(class_dir).parts)
+    )
+
+
+def _scan_imagefolder(root: Path) -> tuple[list[Path], list[int], list[str], list[str]]:
+    """Files, labels, splits ('' where the folder has no split) and class names."""
+    has_splits = (root / "train").is_dir() and (root / "test").is_dir()
+    split_roots = {split: root / split for split in SPLITS} if has_splits else {"": root}
+    classes = [d.name for d in _visible_dirs(split_roots["train" if has_splits else ""])]
+    if not classes:
+        raise SanitizerError(f"no class folders in {root} (expected root/<class>/<image> or root/train/<class>/...)")
+    index = {name: i for i, name in enumerate(classes)}
+    files, labels, splits = [], [], []
+    for split, base in split_roots.items():
+        for class_dir in _visible_dirs(base):
+            if class_dir.name not in index:
+                raise SanitizerError(f"unknown class {class_dir.name!r} in {base}: not among the train classes {classes}")
+            found = _image_files(class_dir)
+            files += found
+            labels += [index[class_dir.name]] * len(found)
+            splits += [split] * len(found)
+    if not files:
+        raise SanitizerError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
+    return files, labels, splits, classes
 
 
 @SOURCES.register("imagefolder")
 def imagefolder(cfg: DataConfig) -> RawDataset:
     """root/<class>/<image>, or root/train/<class>/... and root/test/<class>/..."""
-    if not cfg.path:
-        raise SanitizerError("data.path must name the image folder root for source imagefolder")
-    root = Path(cfg.path)
-    split_roots = {"train": root / "train", "test": root / "test"}
-    has_splits = split_roots["train"].is_dir() and split_roots["test"].is_dir()
-    class_root = split_roots["train"] if has_splits else root
-    classes = sorted(p.name for p in class_root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise SanitizerError(f"{class_root} has no class subfolders (expected root/<class>/<image>)")
-    files, labels, splits = [], [], []
-    for split, base in split_roots.items() if has_splits else [("train", root)]:
-        for class_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            if class_dir.name not in classes:
-                raise SanitizerError(f"unknown class {class_dir.name!r} in {base}: not among the train classes {classes}")
-            for f in sorted(class_dir.rglob("*")):
-                if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."):
-                    files.append(f)
-                    labels.append(classes.index(class_dir.name))
-                    splits.append(split)
-    if not files:
-        raise SanitizerError(f"no images under {root}")
+    root = _required_path(cfg, "the image folder root")
+    files, labels, splits, classes = _scan_imagefolder(root)
     ids = np.array([f.relative_to(root).as_posix() for f in files])
-    split_arr = np.array(splits) if has_splits else held_out(ids, cfg.test_fraction)
-    images = decode_all([f.read_bytes() for f in files], list(ids))
+    split_arr = held_out(ids, cfg.test_fraction) if splits[0] == "" else np.array(splits)
+    images = decode_all((f.read_bytes() for f in files), list(ids))
     return RawDataset(images, np.array(labels, np.int64), split_arr, ids, classes, "imagefolder")
 
 
-@SOURCES.register("parquet")
-def parquet(cfg: DataConfig, name: str = "parquet") -> RawDataset:
-    """A table of encoded images and integer labels: one file, or train.parquet + test.parquet."""
+# ---------------------------------------------------------------- parquet
+
+
+def _read_table(path: Path, cfg: DataConfig):
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if not cfg.path:
-        raise SanitizerError(f"data.path must name a Parquet file or folder for source {name}")
-    root = Path(cfg.path)
-    files = {"train": root / "train.parquet", "test": root / "test.parquet"} if root.is_dir() else {None: root}
-    tables = []
-    for split, f in files.items():
-        if not f.exists():
-            raise SanitizerError(f"data.path {f} not found")
-        table = pq.read_table(f)
-        for col in (cfg.image_column, cfg.label_column):
-            if col not in table.column_names:
-                raise SanitizerError(f"{f} has no column {col!r}; columns: {table.column_names}")
-        tables.append((split, f, table))
-    ids, labels, splits, blobs = [], [], [], []
-    for split, f, table in tables:
-        n = table.num_rows
-        label_col = table.column(cfg.label_column).to_pylist()
-        if any(v is None for v in label_col):
-            raise SanitizerError(f"{f}: column {cfg.label_column!r} has missing labels")
-        id_col = next((c for c in ("sample_id", "path") if c in table.column_names), None)
-        split_ids = table.column(id_col).to_pylist() if id_col else [f"{split or 'train'}/{i:06d}" for i in range(n)]
-        ids += [str(s) for s in split_ids]
-        labels += label_col
-        blobs += table.column(cfg.image_column).to_pylist()
-        if split is not None:
-            splits += [split] * n
-        elif "split" in table.column_names:
-            splits += table.column("split").to_pylist()
-    ids = np.array(ids)
-    split_arr = np.array(splits) if splits else held_out(ids, cfg.test_fraction)
-    classes = _parquet_classes(tables[0][2], labels)
-    images = decode_all(blobs, list(ids))
-    return RawDataset(images, np.array(labels, np.int64), split_arr, ids, classes, name)
+    if not path.exists():
+        raise SanitizerError(f"{path} not found: data.path must be a Parquet file or a folder with train.parquet and test.parquet")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as e:
+        raise SanitizerError(f"{path} is not a readable Parquet file: {e}") from None
+    for column in (cfg.image_column, cfg.label_column):
+        if column not in table.column_names:
+            raise SanitizerError(f"{path} has no column {column!r}; columns: {table.column_names}")
+    if table.num_rows == 0:
+        raise SanitizerError(f"{path} has no rows")
+    return table
 
 
-def _parquet_classes(table, labels: list[int]) -> list[str]:
-    meta = table.schema.metadata or {}
+def _blobs(table, column: str, path: Path) -> list[bytes]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = table.column(column)
+    if pa.types.is_struct(values.type) and values.type.get_field_index("bytes") >= 0:
+        values = pc.struct_field(values, "bytes")  # Hugging Face's Image feature: {bytes, path}
+    if not (pa.types.is_binary(values.type) or pa.types.is_large_binary(values.type)):
+        raise SanitizerError(f"{path}: column {column!r} must hold encoded image bytes, got {values.type}")
+    return values.to_pylist()
+
+
+def _labels(table, column: str, path: Path, ids: np.ndarray) -> np.ndarray:
+    import pyarrow as pa
+
+    values = table.column(column)
+    if not pa.types.is_integer(values.type):
+        raise SanitizerError(f"{path}: column {column!r} must hold integer labels, got {values.type}")
+    if values.null_count:
+        first = values.to_pylist().index(None)
+        raise SanitizerError(f"{path}: sample {ids[first]} has no label (null in column {column!r})")
+    return values.to_numpy().astype(np.int64)
+
+
+def _table_rows(table, file_split: str | None, path: Path, cfg: DataConfig) -> tuple:
+    """(images, labels, splits, sample_ids) of one table; images still encoded."""
+    n = table.num_rows
+    id_column = next((c for c in ("sample_id", "path") if c in table.column_names), None)
+    ids = np.array([str(s) for s in table.column(id_column).to_pylist()]) if id_column else None
+    if file_split:
+        splits = np.full(n, file_split)
+    elif "split" in table.column_names:
+        splits = np.array([str(s) for s in table.column("split").to_pylist()])
+        unknown = sorted(set(splits.tolist()) - set(SPLITS))
+        if unknown:
+            raise SanitizerError(f"{path}: column 'split' may hold only {list(SPLITS)}, found {unknown}")
+    else:
+        # Without ids the row number is the stable key (rows appended later move nothing).
+        splits = held_out(ids if ids is not None else (f"{i:06d}" for i in range(n)), cfg.test_fraction)
+    if ids is None:
+        ids = np.array([f"{split}/{i:06d}" for i, split in enumerate(splits)])
+    return _blobs(table, cfg.image_column, path), _labels(table, cfg.label_column, path, ids), splits, ids
+
+
+def _parquet_classes(tables: list, labels: np.ndarray) -> list[str]:
+    meta = tables[0].schema.metadata or {}
     if b"classes" in meta:
         text = meta[b"classes"].decode()
-        # A JSON list, or a comma-separated list as the shared CIFAR-10 table has.
-        return list(json.loads(text)) if text.lstrip().startswith("[") else text.split(",")
-    if "class_name" in table.column_names:
-        names = dict(zip(table.column("label").to_pylist(), table.column("class_name").to_pylist()))
+        # A JSON list, or comma-separated as in the shared CIFAR-10 table.
+        return [str(c) for c in json.loads(text)] if text.lstrip().startswith("[") else text.split(",")
+    if all("class_name" in t.column_names for t in tables):
+        # `labels` are the checked labels of these tables' rows, in the same order.
+        names = dict(zip(labels.tolist(), (name for t in tables for name in t.column("class_name").to_pylist())))
         return [str(names.get(i, i)) for i in range(max(names) + 1)]
-    return [str(i) for i in range(max(labels) + 1)]
+    return [str(i) for i in range(int(labels.max()) + 1)]
+
+
+@SOURCES.register("parquet")
+def parquet(cfg: DataConfig) -> RawDataset:
+    return _parquet(cfg, "parquet")
+
+
+def _parquet(cfg: DataConfig, name: str) -> RawDataset:
+    """A table of encoded images and integer labels: one file, or train.parquet + test.parquet."""
+    root = _required_path(cfg, "a Parquet file or a folder with train.parquet and test.parquet")
+    files = {split: root / f"{split}.parquet" for split in SPLITS} if root.is_dir() else {None: root}
+    tables = {split: (path, _read_table(path, cfg)) for split, path in files.items()}
+    rows = [_table_rows(table, split, path, cfg) for split, (path, table) in tables.items()]
+    blobs = [blob for part in rows for blob in part[0]]
+    labels, splits, ids = (np.concatenate([part[k] for part in rows]) for k in (1, 2, 3))
+    classes = _parquet_classes([table for _, table in tables.values()], labels)
+    return RawDataset(decode_all(blobs, list(ids)), labels, splits, ids, classes, name)

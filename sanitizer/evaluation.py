@@ -21,7 +21,7 @@ MODELS_EVALUATED = {"no_defense": "suspect", "oracle": "oracle", "clean": "clean
 TIMED_STAGES = ("ingest", "train_suspect", "train_oracle", "score", "partition", "enhance", "identify", "train_clean", "relabel")
 
 
-class TestBench:
+class Bench:
     """Clean test images for ACC and triggered non-target test images for ASR."""
 
     def __init__(self, params, store: SampleStore):
@@ -52,7 +52,7 @@ class TestBench:
 
 def evaluate(params, paths) -> None:
     store = SampleStore(paths.store)
-    bench = TestBench(params, store)
+    bench = Bench(params, store)
     truth = read_manifest(paths.truth, ["sample_id", "is_poison", "original_label"])
     has_truth = config("attack", params).name != "none"
     decisions = read_manifest(paths.decisions, ["sample_id", "decision", "new_label", "label"])
@@ -105,7 +105,7 @@ def _wall_seconds(root: Path) -> dict:
     return out
 
 
-def _round_rows(bench: TestBench, paths) -> list[dict]:
+def _round_rows(bench: Bench, paths) -> list[dict]:
     rows = []
     for enhanced in sorted(paths.snapshots.glob("round-*-enhanced.pt"), key=lambda p: int(p.name.split("-")[1])):
         k = int(enhanced.name.split("-")[1])

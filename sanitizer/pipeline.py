@@ -87,7 +87,8 @@ def _context(params, paths: Paths):
     store = SampleStore(paths.store)
     train = store.split("train")
     arch = config("model", params).arch
-    factory = lambda: new_model(arch, store.image_shape, len(store.classes))  # noqa: E731
+    seed = config("train", params).seed
+    factory = lambda: new_model(arch, store.image_shape, len(store.classes), seed)  # noqa: E731
     return store, train, as_tensor(train.images), as_tensor(train.labels), factory
 
 

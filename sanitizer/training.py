@@ -114,8 +114,13 @@ def accuracy(model, images: torch.Tensor, labels: torch.Tensor) -> float:
     return (predict(model, images).argmax(1) == labels).float().mean().item()
 
 
-def new_model(arch: str, image_shape, num_classes: int) -> torch.nn.Module:
-    return build_model(arch, tuple(image_shape), num_classes).to(default_device())
+def new_model(arch: str, image_shape, num_classes: int, seed: int = 0) -> torch.nn.Module:
+    """A freshly initialised model; the initial weights depend on `seed` alone, so two runs
+    of a stage train the same model."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(arch, tuple(image_shape), num_classes)
+    return model.to(default_device())
 
 
 def save_model(model: torch.nn.Module, path: str | Path) -> None:

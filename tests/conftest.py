@@ -11,7 +11,7 @@ FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 # A few-thousand-sample run of the real pipeline: minutes on two cores, not tens.
 TINY_PARAMS = {
     "data": {"limit": 2000},
-    "train": {"epochs": 2},
+    "train": {"epochs": 3},
     "score": {"steps": 1},
     "enhance": {"rounds": 2, "clean_epochs": 1},
     "relabel": {"epochs": 1},
