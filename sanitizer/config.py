@@ -75,7 +75,7 @@ class DataConfig:
     path: str | None = None
     # Held-out test fraction for sources that ship no test split (imagefolder, parquet).
     test_fraction: float = 0.1
-    # Keep only this many train (and a tenth as many test) samples, stratified; 0 keeps all.
+    # Keep only this many train (and limit // 5 test) samples, stratified; 0 keeps all.
     limit: int = 0
     image_column: str = "image"
     label_column: str = "label"

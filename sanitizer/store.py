@@ -46,7 +46,7 @@ class RawDataset:
                 f"{self.name}: label {int(self.labels[i])} of sample {self.sample_ids[i]} is out of range "
                 f"0..{len(self.classes) - 1} ({len(self.classes)} classes)"
             )
-        unknown = set(np.unique(self.splits)) - set(SPLITS)
+        unknown = {str(s) for s in np.unique(self.splits)} - set(SPLITS)
         if unknown:
             raise SanitizerError(f"{self.name}: unknown split(s) {sorted(unknown)}")
         if len(np.unique(self.sample_ids)) != n:

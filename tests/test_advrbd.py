@@ -89,24 +89,38 @@ def test_decide_cases():
     ]
     labels = np.array([0, 0, 2, 1, 0, 2])
     suspected = np.array([False, False, True, True, True, True])
-    d = decide(_logits_with(probs), labels, suspected, min_confidence=0.5)
+    logits = _logits_with(probs)
+    d = decide(logits, logits, labels, suspected, min_confidence=0.5)
     assert d.decision.tolist() == ["keep", "keep", "keep", "relabel", "drop", "relabel"]
     assert d.new_label.tolist() == [0, 0, 2, 0, 0, 1]
     np.testing.assert_allclose(d.confidence, [0.9, 0.8, 0.8, 0.7, 0.4, 0.55], rtol=1e-5)
     assert d.reason[0] == d.reason[1] == "not suspected"
-    assert "agrees" in d.reason[2]
-    assert "agrees" not in d.reason[3] and "agrees" not in d.reason[4]
+    assert "agree with the given label" in d.reason[2]
+    assert "agree" not in d.reason[3] and "agree" not in d.reason[4]
     assert d.reason[3] == d.reason[5] != d.reason[4]
     # the input labels are not modified
     assert labels.tolist() == [0, 0, 2, 1, 0, 2]
 
 
+def test_decide_keeps_a_suspect_only_when_the_reference_agrees_too():
+    # Both samples: suspected, given label 1, the clean model confidently says 1.
+    clean = _logits_with([[0.1, 0.8, 0.1], [0.1, 0.8, 0.1]])
+    # The reference agrees on the first, says class 0 on the second.
+    reference = _logits_with([[0.2, 0.6, 0.2], [0.7, 0.2, 0.1]])
+    d = decide(clean, reference, np.array([1, 1]), np.array([True, True]), min_confidence=0.5)
+    assert d.decision.tolist() == ["keep", "relabel"]
+    # A relabel takes the clean model's label even when that is the given one: the sample is
+    # kept under its label, but flagged for review.
+    assert d.new_label.tolist() == [1, 1]
+
+
 def test_decide_confidence_boundary():
     probs = [[0.5, 0.25, 0.25], [0.49, 0.26, 0.25]]
     # softmax runs in float32, so 0.5 may land a hair below 0.5: test just under it
-    d = decide(_logits_with(probs), np.array([1, 1]), np.array([True, True]), min_confidence=0.495)
+    logits = _logits_with(probs)
+    d = decide(logits, logits, np.array([1, 1]), np.array([True, True]), min_confidence=0.495)
     assert d.decision.tolist() == ["relabel", "drop"]
-    d = decide(_logits_with(probs), np.array([1, 1]), np.array([True, True]), min_confidence=0.0)
+    d = decide(logits, logits, np.array([1, 1]), np.array([True, True]), min_confidence=0.0)
     assert d.decision.tolist() == ["relabel", "relabel"]
     assert d.new_label.tolist() == [0, 0]
 
@@ -117,11 +131,13 @@ def test_decide_random_against_rule():
     logits = torch.tensor(rng.normal(size=(n, k)) * 2)
     labels = rng.integers(0, k, n)
     suspected = rng.random(n) < 0.5
-    d = decide(logits, labels, suspected, min_confidence=0.45)
+    reference = torch.tensor(rng.normal(size=(n, k)) * 2)
+    d = decide(logits, reference, labels, suspected, min_confidence=0.45)
     p = torch.softmax(logits, 1).numpy()
     pred, conf = p.argmax(1), p.max(1)
+    ref_pred = reference.argmax(1).numpy()
     for i in range(n):
-        if not suspected[i] or pred[i] == labels[i]:
+        if not suspected[i] or (pred[i] == labels[i] and ref_pred[i] == labels[i]):
             exp, new = "keep", labels[i]
         elif conf[i] >= 0.45:
             exp, new = "relabel", pred[i]

@@ -145,19 +145,21 @@ class Decisions:
     reason: np.ndarray
 
 
-def decide(clean_logits: torch.Tensor, labels: np.ndarray, suspected: np.ndarray, min_confidence: float) -> Decisions:
-    """Eq. 5: suspected samples take the clean model's label. When that label is the given one
-    the suspicion was a false alarm and the sample is kept; when the clean model is unsure the
+def decide(clean_logits: torch.Tensor, reference_logits: torch.Tensor, labels: np.ndarray, suspected: np.ndarray, min_confidence: float) -> Decisions:
+    """Eq. 5: suspected samples take the clean model's label. When both the clean model and the
+    clean reference (trained on D_s only) give the given label, the suspicion was a false
+    alarm and the sample is kept: the clean model alone is not enough, since the few poisons
+    identification missed were in its training set. When the clean model is unsure the
     sample is dropped rather than guessed."""
     prob = F.softmax(clean_logits.float(), 1)
     conf, pred = (t.numpy() for t in prob.max(1))
     pred = pred.astype(np.int64)
-    agrees = pred == labels
+    agrees = (pred == labels) & (reference_logits.argmax(1).numpy() == labels)
     decision = np.full(len(labels), "keep", dtype=object)
     reason = np.full(len(labels), "not suspected", dtype=object)
     new_label = labels.copy()
     rescued = suspected & agrees
-    reason[rescued] = "suspected; clean model agrees with the given label"
+    reason[rescued] = "suspected; clean model and reference agree with the given label"
     relabel = suspected & ~agrees & (conf >= min_confidence)
     decision[relabel], new_label[relabel] = "relabel", pred[relabel]
     reason[relabel] = "suspected; clean model predicts another label"
