@@ -92,16 +92,39 @@ class AttackConfig:
     rate: float = 0.05
     target: int = 1
     mode: typing.Literal["all-to-one", "all-to-all"] = "all-to-one"
-    trigger_size: int = 3
-    position: typing.Literal["bottom-right", "bottom-left", "top-right", "top-left", "center"] = "bottom-right"
-    alpha: float = 0.2
-    pattern: str | None = None
     seed: int = 0
+    # Knobs left null take the attack's own (paper) default.
+    trigger_size: int | None = None
+    position: typing.Literal["bottom-right", "bottom-left", "top-right", "top-left", "center"] = "bottom-right"
+    alpha: float | None = None
+    pattern: str | None = None
+    cover_rate: float | None = None
+    source: int = 0
+    delta: float = 20.0
+    delta_test: float = 40.0
+    frequency: int = 6
+    warp_k: int = 4
+    warp_s: float = 0.5
+    grid_rescale: float = 1.0
+    pieces: int = 16
+    train_alpha: float = 0.15
+    patch_alphas: tuple[float, ...] = (0.5, 0.2, 0.5, 0.3)
+    patches_per_sample: int = 2
+    generator_epochs: int = 2
 
     def validate(self):
         _range(self, "rate", 0.0, 1.0)
-        _range(self, "alpha", 0.0, 1.0)
-        _range(self, "trigger_size", 1, 4096)
+        for name in ("alpha", "cover_rate", "train_alpha"):
+            if getattr(self, name) is not None:
+                _range(self, name, 0.0, 1.0)
+        if self.trigger_size is not None:
+            _range(self, "trigger_size", 1, 4096)
+        _range(self, "delta", 0.0, 255.0)
+        _range(self, "delta_test", 0.0, 255.0)
+        _range(self, "warp_k", 2, 1024)
+        for a in self.patch_alphas:
+            if not 0.0 <= a <= 1.0:
+                raise SanitizerError(f"params.yaml [attack].patch_alphas must each be in [0, 1], got {a}")
 
 
 @section("model")
