@@ -9,7 +9,6 @@ import numpy as np
 import polars as pl
 import torch
 
-from .attacks import build_attack
 from .config import config
 from .io import atomic_path, read_json, write_json
 from .manifest import read_manifest
@@ -24,15 +23,13 @@ TIMED_STAGES = ("ingest", "train_suspect", "train_oracle", "score", "partition",
 class Bench:
     """Clean test images for ACC and triggered non-target test images for ASR."""
 
-    def __init__(self, params, store: SampleStore):
+    def __init__(self, params, store: SampleStore, asr: Path):
         test = store.split("test")
-        attack = build_attack(config("attack", params), store.image_shape, len(store.classes))
         self.arch = config("model", params).arch
         self.store = store
         self.x, self.y = as_tensor(test.images), as_tensor(test.labels)
-        mask = attack.asr_mask(test.labels)
-        self.x_bd = as_tensor(attack.trigger_test(test.images[mask]))
-        self.y_bd = as_tensor(attack.target_labels(test.labels[mask]))
+        self.x_bd = as_tensor(np.load(asr / "images.npy"))
+        self.y_bd = as_tensor(np.load(asr / "targets.npy"))
 
     def model(self, path: Path):
         return load_model(path, self.arch, self.store.image_shape, len(self.store.classes))
@@ -52,13 +49,13 @@ class Bench:
 
 def evaluate(params, paths) -> None:
     store = SampleStore(paths.store)
-    bench = Bench(params, store)
-    truth = read_manifest(paths.truth, ["sample_id", "is_poison", "original_label"])
+    bench = Bench(params, store, paths.asr)
+    truth = read_manifest(paths.truth, ["sample_id", "is_poison", "is_cover", "original_label"])
     has_truth = config("attack", params).name != "none"
     decisions = read_manifest(paths.decisions, ["sample_id", "decision", "new_label", "label"])
     scores = read_manifest(paths.scores, ["sample_id", "score", "loss"])
     rounds = read_manifest(paths.rounds, ["sample_id", "consistency", "joined_round"])
-    is_poison = truth["is_poison"].to_numpy()
+    is_poison, is_cover = truth["is_poison"].to_numpy(), truth["is_cover"].to_numpy()
     flagged = decisions["decision"].to_numpy() != "keep"
 
     metrics: dict = {name: bench.measure(bench.model(getattr(paths, attr))) for name, attr in MODELS_EVALUATED.items()}
@@ -73,6 +70,8 @@ def evaluate(params, paths) -> None:
             "auroc_robustness_score": auroc(-scores["score"].to_numpy(), is_poison),
             "auroc_loss_baseline": auroc(-scores["loss"].to_numpy(), is_poison),
             "relabel_accuracy": _relabel_accuracy(decisions, truth),
+            # Cover samples keep their true label: flagging them costs data, not safety.
+            "cover_flagged": float(flagged[is_cover].mean()) if is_cover.any() else None,
         }
     else:
         metrics["detection"] = {"flagged": int(flagged.sum()), "fpr": float(flagged.mean())}

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from .config import config, load_params
-from .io import atomic_outputs, write_json
+from .io import atomic_outputs, atomic_path, write_json
 from .manifest import read_manifest, write_manifest
 from .registry import Registry
 
@@ -48,6 +48,7 @@ class Paths:
 _LAYOUT = {
     "store": "ingest/store",
     "truth": "ingest/truth.parquet",
+    "asr": "ingest/asr",
     "suspect": "train_suspect/model.pt",
     "oracle": "train_oracle/model.pt",
     "scores": "score/scores.parquet",
@@ -109,7 +110,7 @@ def _aligned(df: pl.DataFrame, sample_ids: np.ndarray, what: str) -> pl.DataFram
 # ---------------------------------------------------------------- stages
 
 
-@stage("ingest", ("ingest/store", "ingest/truth.parquet"))
+@stage("ingest", ("ingest/store", "ingest/truth.parquet", "ingest/asr"))
 def ingest(params, paths: Paths) -> None:
     from .attacks import build_attack
     from .datasets import load_dataset
@@ -118,7 +119,7 @@ def ingest(params, paths: Paths) -> None:
     raw = load_dataset(config("data", params))
     attack_cfg = config("attack", params)
     attack = build_attack(attack_cfg, raw.images.shape[1:], len(raw.classes))
-    train = raw.split("train")
+    train, test = raw.split("train"), raw.split("test")
     poisoned = attack.poison(raw.images[train], raw.labels[train])
     images, labels = raw.images.copy(), raw.labels.copy()
     images[train], labels[train] = poisoned.images, poisoned.labels
@@ -127,11 +128,20 @@ def ingest(params, paths: Paths) -> None:
         {
             "sample_id": raw.sample_ids[train].astype(str),
             "is_poison": poisoned.is_poison,
+            "is_cover": poisoned.is_cover,
             "original_label": raw.labels[train].astype(np.int64),
             "attack": [attack_cfg.name] * len(train),
         }
     )
     write_manifest(truth, paths.truth, "ingest", {"attack": attack_cfg.name})
+    # The attacker's test-time inputs, made here so evaluation never has to rebuild the attack
+    # (a fitted trigger generator could not be rebuilt cheaply). Benchmark-only, like truth.
+    asr = test[np.argsort(raw.sample_ids[test], kind="stable")]
+    asr = asr[attack.asr_mask(raw.labels[asr])]
+    with atomic_path(paths.asr) as tmp:
+        tmp.mkdir()
+        np.save(tmp / "images.npy", np.ascontiguousarray(attack.trigger_test(raw.images[asr])))
+        np.save(tmp / "targets.npy", attack.target_labels(raw.labels[asr]).astype(np.int64))
 
 
 @stage("train_suspect", ("train_suspect/model.pt",))
