@@ -47,5 +47,22 @@ def inspect(data: str, top: int, class_name: str | None) -> None:
         raise click.ClickException(str(e)) from None
 
 
+@main.command()
+@click.option("--params", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--out", default="gallery.png", show_default=True, type=click.Path(dir_okay=False), help="PNG to write.")
+@click.option("--attack", "attacks", multiple=True, help="Only this attack (repeatable); default: all.")
+def gallery(params: str, out: str, attacks: tuple[str, ...]) -> None:
+    """Write one PNG with every attack's train-time and test-time trigger on real images."""
+    from .config import load_params
+    from .errors import SanitizerError
+    from .gallery import write_gallery
+
+    try:
+        path = write_gallery(load_params(params), out, list(attacks) or None)
+    except SanitizerError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {path}")
+
+
 if __name__ == "__main__":
     sys.exit(main())
