@@ -39,6 +39,7 @@ def make_project(dest: Path, overrides: dict) -> Path:
     write_params(dest / "params.yaml", overrides)
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
         subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
+    shutil.copy(REPO / ".dvcignore", dest / ".dvcignore")  # after dvc init, which writes its own
     return dest
 
 

@@ -4,6 +4,7 @@ import sys
 import numpy as np
 import polars as pl
 from click.testing import CliRunner
+from conftest import REPO, needs_fashion_mnist
 
 from sanitizer.cli import main
 from sanitizer.manifest import write_manifest
@@ -86,3 +87,23 @@ def test_inspect_without_pipeline_output_says_what_to_run(tmp_path):
     result = CliRunner().invoke(main, ["inspect", "--data", str(tmp_path)])
     assert result.exit_code == 1
     assert "missing manifest" in result.output and "decisions.parquet" in result.output
+
+
+@needs_fashion_mnist
+def test_gallery_writes_one_row_per_attack(tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "gallery.png"
+    result = CliRunner().invoke(main, ["gallery", "--params", str(REPO / "params.yaml"), "--out", str(out), "--attack", "badnets", "--attack", "sig"])
+    assert result.exit_code == 0, result.output
+    one = tmp_path / "one.png"
+    CliRunner().invoke(main, ["gallery", "--params", str(REPO / "params.yaml"), "--out", str(one), "--attack", "badnets"])
+    (w2, h2), (w1, h1) = Image.open(out).size, Image.open(one).size
+    assert w2 == w1 and h2 > h1 > 0
+
+
+def test_gallery_rejects_unknown_attack_and_writes_nothing(tmp_path):
+    out = tmp_path / "gallery.png"
+    result = CliRunner().invoke(main, ["gallery", "--params", str(REPO / "params.yaml"), "--out", str(out), "--attack", "nonsense"])
+    assert result.exit_code == 1 and "nonsense" in result.output and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
