@@ -67,6 +67,11 @@ def _candidates(kw, labels):
     return _expected_labels(kw, labels) != labels
 
 
+def _cover_rate(variant, rate):
+    """SIG is clean-label and takes no cover samples."""
+    return 0.0 if VARIANTS[variant]["name"] == "sig" else rate
+
+
 # ---------------------------------------------------------------- every attack
 
 
@@ -82,7 +87,7 @@ def test_unknown_attack_name():
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_seeded_determinism(variant):
     images, labels = _data()
-    kw = {**VARIANTS[variant], "rate": 0.1, "cover_rate": 0.1}
+    kw = {**VARIANTS[variant], "rate": 0.1, "cover_rate": _cover_rate(variant, 0.1)}
     a = _attack(seed=5, **kw).poison(images, labels)
     b = _attack(seed=5, **kw).poison(images, labels)
     for field in ("images", "labels", "is_poison", "is_cover"):
@@ -97,8 +102,9 @@ def test_seeded_determinism(variant):
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_poison_and_cover_counts_exact(variant):
     images, labels = _data()
-    p = _attack(**VARIANTS[variant], rate=0.1, cover_rate=0.15).poison(images, labels)
-    expected = (0, 0) if variant == "none" else (4, 6)  # round(0.1 * 40), round(0.15 * 40)
+    p = _attack(**VARIANTS[variant], rate=0.1, cover_rate=_cover_rate(variant, 0.15)).poison(images, labels)
+    covers = round(_cover_rate(variant, 0.15) * 40)
+    expected = (0, 0) if variant == "none" else (4, covers)  # round(0.1 * 40) poisons
     assert (p.is_poison.sum(), p.is_cover.sum()) == expected
     assert not (p.is_poison & p.is_cover).any()
     assert p.is_poison.dtype == bool and p.is_cover.dtype == bool
@@ -131,7 +137,7 @@ def test_explicit_knobs_override_defaults():
 def test_labels_changed_only_where_attack_changes_them(variant):
     images, labels = _data()
     kw = VARIANTS[variant]
-    p = _attack(**kw, rate=0.2, cover_rate=0.1).poison(images, labels)
+    p = _attack(**kw, rate=0.2, cover_rate=_cover_rate(variant, 0.1)).poison(images, labels)
     v = p.is_poison
     np.testing.assert_array_equal(p.labels[~v], labels[~v])  # clean and cover samples keep theirs
     if variant == "none":
@@ -149,12 +155,12 @@ def test_labels_changed_only_where_attack_changes_them(variant):
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_only_poisons_and_covers_touched(variant):
     images, labels = _data()
-    p = _attack(**VARIANTS[variant], rate=0.1, cover_rate=0.1).poison(images, labels)
+    p = _attack(**VARIANTS[variant], rate=0.1, cover_rate=_cover_rate(variant, 0.1)).poison(images, labels)
     touched = p.is_poison | p.is_cover
     np.testing.assert_array_equal(p.images[~touched], images[~touched])
     # every poison and cover sample really carries a trigger
     np.testing.assert_array_equal(_changed(p.images, images), touched)
-    assert touched.sum() == (0 if variant == "none" else 8)
+    assert touched.sum() == (0 if variant == "none" else 4 + round(_cover_rate(variant, 0.1) * 40))
 
 
 def test_clean_label_sig_touches_only_target_class():
@@ -186,7 +192,7 @@ def _outputs(atk, images):
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_pixel_range_kept(variant):
-    atk = _attack(**VARIANTS[variant], rate=0.25, cover_rate=0.25)
+    atk = _attack(**VARIANTS[variant], rate=0.25, cover_rate=_cover_rate(variant, 0.25))
     x = _extremes()
     p = atk.poison(x, np.arange(len(x)) % K)
     assert p.images.dtype == np.uint8
@@ -203,7 +209,7 @@ def test_pixel_range_kept(variant):
 def test_inputs_never_mutated(variant):
     images, labels = _data()
     before = images.copy(), labels.copy()
-    atk = _attack(**VARIANTS[variant], rate=0.25, cover_rate=0.25)
+    atk = _attack(**VARIANTS[variant], rate=0.25, cover_rate=_cover_rate(variant, 0.25))
     atk.poison(images, labels)
     _outputs(atk, images)
     np.testing.assert_array_equal(images, before[0])
@@ -489,6 +495,11 @@ def test_sig_candidates_are_target_class_only():
     np.testing.assert_array_equal(p.is_poison, labels == 3)
 
 
+def test_sig_rejects_cover_samples():
+    with pytest.raises(SanitizerError, match="clean-label.*cover_rate must be 0"):
+        _attack(name="sig", cover_rate=0.01)
+
+
 # ---------------------------------------------------------------- wanet
 
 
@@ -693,5 +704,6 @@ def test_none_changes_nothing():
     np.testing.assert_array_equal(p.images, images)
     np.testing.assert_array_equal(p.labels, labels)
     assert not p.is_poison.any() and not p.is_cover.any()
+    assert p.images is not images and p.labels is not labels  # like every attack: a copy
     assert not atk.asr_mask(labels).any()
     np.testing.assert_array_equal(atk.trigger_test(images), images)

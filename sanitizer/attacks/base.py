@@ -136,7 +136,7 @@ class NoAttack(Attack):
 
     def poison(self, images, labels):
         none = np.zeros(len(labels), dtype=bool)
-        return Poisoned(images, labels, none, none.copy())
+        return Poisoned(images.copy(), labels.copy(), none, none.copy())
 
     def asr_mask(self, labels):
         return np.zeros(len(labels), dtype=bool)

@@ -30,6 +30,12 @@ class SIG(Attack):
     """A horizontal sinusoid x + delta sin(2 pi j f / W) added to target-class images only
     (Barni et al.): clean label, so the labels never change. The test-time signal is stronger."""
 
+    def __init__(self, cfg, image_shape, num_classes):
+        super().__init__(cfg, image_shape, num_classes)
+        # A cover here would be a triggered image that keeps its label: exactly a SIG poison.
+        if self.cfg.cover_rate:
+            raise SanitizerError(f"attack 'sig' is clean-label (its poisons keep their labels): cover_rate must be 0, got {self.cfg.cover_rate}")
+
     def candidates(self, labels):
         return np.flatnonzero(labels == self.cfg.target)
 
