@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from pathlib import Path
 
 import yaml
 
-from run_pipeline import CIFAR, REPO, pct, run_scenario
+from run_pipeline import CIFAR, REPO, auroc, machine, model_cells, run_scenario
 
 DATASETS = {
     "fmnist": ({}, "Fashion-MNIST, all 60,000 train images, small_cnn, params.yaml as committed"),
@@ -66,25 +65,13 @@ def table(rows: dict[str, dict]) -> str:
     )
     lines = []
     for name, m in rows.items():
-        d = m["detection"]
-        auc = [f"{d[k]:.4f}" if d.get(k) is not None else "n/a" for k in ("auroc", "auroc_loss_baseline", "auroc_robustness_score")]
-        weak = m["no_defense"]["asr"] is not None and m["no_defense"]["asr"] < STRONG_ATTACK
-        lines.append(
-            f"| {name} | {pct(m['no_defense']['acc'])} / {pct(m['no_defense']['asr'])}{' (weak)' if weak else ''} "
-            f"| {pct(m['oracle']['acc'])} / {pct(m['oracle']['asr'])} | {pct(m['defended']['acc'])} / {pct(m['defended']['asr'])} "
-            f"| {pct(d.get('precision'))} | {pct(d.get('recall'))} | {pct(d.get('fpr'))} | {' | '.join(auc)} "
-            f"| {m['benchmark']['dvc_repro_seconds']:.0f} | {verdict(m)} |"
-        )
+        cells = model_cells(m)
+        if m["no_defense"]["asr"] is not None and m["no_defense"]["asr"] < STRONG_ATTACK:
+            cells[0] += " (weak)"
+        aucs = [auroc(m["detection"], k) for k in ("auroc", "auroc_loss_baseline", "auroc_robustness_score")]
+        cells = [name, *cells, *aucs, f"{m['benchmark']['dvc_repro_seconds']:.0f}", verdict(m)]
+        lines.append("| " + " | ".join(cells) + " |")
     return head + "\n" + "\n".join(lines) + "\n"
-
-
-def machine() -> str:
-    import os
-
-    import torch
-
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
-    return f"{platform.machine()}, {os.cpu_count()} cores, {device}, Python {platform.python_version()}, torch {torch.__version__}"
 
 
 def write(dataset: str, doc: dict, out: Path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -56,14 +57,32 @@ def run_scenario(name: str, overrides: dict, workdir: Path, command: str) -> dic
         "dvc_repro_seconds": round(wall, 1),
         "noop_repro_seconds": round(noop_wall, 2),
         "noop_ran_nothing": "Running stage" not in noop.stdout,
-        "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, {platform.python_version()}",
+        "machine": machine(),
         "command": command,
     }
     return metrics
 
 
+def machine() -> str:
+    import torch
+
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return f"{platform.machine()}, {os.cpu_count()} cores, {device}, Python {platform.python_version()}, torch {torch.__version__}"
+
+
 def pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}"
+
+
+def auroc(detection: dict, key: str) -> str:
+    return "n/a" if detection.get(key) is None else f"{detection[key]:.4f}"
+
+
+def model_cells(m: dict) -> list[str]:
+    """Table cells shared by every benchmark: ACC / ASR of each model, then precision, recall, FPR."""
+    d = m["detection"]
+    models = [f"{pct(m[k]['acc'])} / {pct(m[k]['asr'])}" for k in ("no_defense", "oracle", "defended")]
+    return models + [pct(d.get(k)) for k in ("precision", "recall", "fpr")]
 
 
 def table(results: dict[str, dict]) -> str:
@@ -74,12 +93,9 @@ def table(results: dict[str, dict]) -> str:
     rows = []
     for name, m in results.items():
         d, b = m["detection"], m["benchmark"]
-        auc = " / ".join(f"{d[k]:.4f}" if d.get(k) is not None else "n/a" for k in ("auroc", "auroc_robustness_score", "auroc_loss_baseline"))
-        rows.append(
-            f"| {name} | {pct(m['no_defense']['acc'])} / {pct(m['no_defense']['asr'])} | {pct(m['oracle']['acc'])} / {pct(m['oracle']['asr'])} "
-            f"| {pct(m['defended']['acc'])} / {pct(m['defended']['asr'])} | {pct(d.get('precision'))} | {pct(d.get('recall'))} | {pct(d.get('fpr'))} "
-            f"| {d['flagged']} | {m['decisions']['drop']} | {auc} | {b['dvc_repro_seconds']} | {b['noop_repro_seconds']} |"
-        )
+        auc = " / ".join(auroc(d, k) for k in ("auroc", "auroc_robustness_score", "auroc_loss_baseline"))
+        cells = [name, *model_cells(m), d["flagged"], m["decisions"]["drop"], auc, b["dvc_repro_seconds"], b["noop_repro_seconds"]]
+        rows.append("| " + " | ".join(map(str, cells)) + " |")
     return head + "\n" + "\n".join(rows) + "\n"
 
 
