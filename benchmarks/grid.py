@@ -51,6 +51,10 @@ ROWS = {
 ASR_BAR, ACC_DROP_BAR, STRONG_ATTACK = 0.02, 0.02, 0.90
 
 
+def run_dir(workdir: Path, dataset: str, row: str) -> Path:
+    return workdir / f"grid-{dataset}-{row.split()[0]}"
+
+
 def verdict(m: dict) -> str:
     """The issue's bars: defended ASR <= 2 % and ACC >= oracle - 2 points (clean row: ACC only)."""
     asr_ok = m["defended"]["asr"] is None or m["defended"]["asr"] <= ASR_BAR
@@ -110,8 +114,8 @@ def main() -> None:
     for row in args.rows or ROWS:
         print(f"running {args.dataset} / {row} ...", flush=True)
         scenario = {**overrides, "attack": ROWS[row]}
-        slug = f"grid-{args.dataset}-{row.split()[0]}"
-        doc["rows"][row] = run_scenario(slug, scenario, args.workdir, f"{doc['command']} --rows '{row}'")
+        proj = run_dir(args.workdir, args.dataset, row)
+        doc["rows"][row] = run_scenario(proj.name, scenario, args.workdir, f"{doc['command']} --rows '{row}'")
         doc["rows"] = {r: doc["rows"][r] for r in ROWS if r in doc["rows"]}
         write(args.dataset, doc, out)
         print(table({row: doc["rows"][row]}), flush=True)

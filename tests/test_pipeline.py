@@ -3,10 +3,12 @@ caching, determinism, and that defense stages never need the ground truth."""
 
 import json
 import shutil
+import sys
 
+import polars as pl
 import pytest
 
-from conftest import TINY_PARAMS, make_project, needs_fashion_mnist, run, write_params
+from conftest import REPO, TINY_PARAMS, make_project, needs_fashion_mnist, run, write_params
 
 pytestmark = needs_fashion_mnist
 
@@ -66,6 +68,22 @@ def test_defense_is_byte_identical_and_independent_of_ground_truth(project, tmp_
         run(["python", "-m", "stages." + name], other)
     for manifest in MANIFESTS:
         assert (other / "data" / manifest).read_bytes() == (proj / "data" / manifest).read_bytes(), manifest
+
+
+def test_diagnosis_counts_the_seed_and_each_round(project):
+    """benchmarks/diagnose.py: round 1 trains C on the partition's seed; D_s only grows."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from diagnose import diagnose
+
+    proj, _ = project
+    d = diagnose(proj)
+    seed = pl.read_parquet(proj / "data/partition/partition.parquet")["subset"] == "seed"
+    poison = pl.read_parquet(proj / "data/ingest/truth.parquet")["is_poison"]
+    first = d["rounds"][0]
+    assert (first["ds_size"], first["ds_poisons"]) == (seed.sum(), (seed & poison).sum())
+    assert [r["round"] for r in d["rounds"]] == [1, 2]
+    assert d["rounds"][1]["ds_size"] > first["ds_size"] and d["rounds"][1]["ds_poisons"] >= first["ds_poisons"]
+    assert d["poisons"] == poison.sum() and d["poison_median_loss"] < d["seed_loss_cut"]
 
 
 def test_changing_partition_rate_reruns_only_downstream(project):
