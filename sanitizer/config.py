@@ -135,9 +135,9 @@ class ModelConfig:
 
 @section("train")
 class TrainConfig:
-    epochs: int = 4
+    epochs: int = 3
     batch_size: int = 128
-    lr: float = 0.01
+    lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
     augment: bool = False
@@ -179,9 +179,9 @@ class PartitionConfig:
 
 @section("enhance")
 class EnhanceConfig:
-    rounds: int = 4
+    rounds: int = 3
     # Fraction of the train set moved from D_r to D_s after each round.
-    rate: float = 0.075
+    rate: float = 0.1
     epochs: int = 1
     batch_size: int = 256
     lr: float = 0.01
@@ -202,15 +202,16 @@ class EnhanceConfig:
 
 @section("identify")
 class IdentifyConfig:
-    # Suspected when log p_E(y|x) - log p_C(y|x) exceeds this (nats; log 2 = 0.69).
-    threshold: float = 0.69
+    # Suspected when log p_E(y|x) - log p_C(y|x) exceeds this, in nats (1.5: E fits the
+    # given label e^1.5 = 4.5 times more confidently than C).
+    threshold: float = 1.5
 
 
 @section("relabel")
 class RelabelConfig:
     # Fine-tuning on clean + relabelled samples (Eq. 5).
     epochs: int = 2
-    lr: float = 0.005
+    lr: float = 0.01
     # Suspected samples the clean model labels with less confidence than this are dropped.
     min_confidence: float = 0.5
 
