@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from grid import DATASETS, ROWS, run_dir
-from run_pipeline import REPO, pct
+from run_pipeline import REPO, markdown_table, pct
 
 
 def diagnose(run: Path) -> dict:
@@ -41,10 +41,7 @@ def diagnose(run: Path) -> dict:
 
 
 def table(rows: dict[str, dict]) -> str:
-    head = (
-        "| attack | poisons in D_s (covers), per round | C ASR per round | E ASR per round "
-        "| poison median loss | seed loss cut |\n|" + "---|" * 6
-    )
+    header = ["attack", "poisons in D_s (covers), per round", "C ASR per round", "E ASR per round", "poison median loss", "seed loss cut"]
     lines = []
     for name, d in rows.items():
         r = d["rounds"]
@@ -52,8 +49,8 @@ def table(rows: dict[str, dict]) -> str:
         c_asr = " → ".join(pct(x["clean_asr"]) for x in r)
         e_asr = " → ".join(pct(x["enhanced_asr"]) for x in r)
         median = "n/a" if d["poison_median_loss"] is None else f"{d['poison_median_loss']:.3f}"
-        lines.append(f"| {name} | {per_round} | {c_asr} | {e_asr} | {median} | {d['seed_loss_cut']:.3f} |")
-    return head + "\n" + "\n".join(lines) + "\n"
+        lines.append([name, per_round, c_asr, e_asr, median, f"{d['seed_loss_cut']:.3f}"])
+    return markdown_table(header, lines)
 
 
 def main() -> None:

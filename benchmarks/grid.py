@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from run_pipeline import CIFAR, REPO, auroc, machine, model_cells, run_scenario
+from run_pipeline import CIFAR, REPO, auroc, machine, markdown_table, model_cells, run_scenario
 
 DATASETS = {
     "fmnist": ({}, "Fashion-MNIST, all 60,000 train images, small_cnn, params.yaml as committed"),
@@ -63,19 +63,16 @@ def verdict(m: dict) -> str:
 
 
 def table(rows: dict[str, dict]) -> str:
-    head = (
-        "| attack | no-defense ACC / ASR | oracle ACC / ASR | AdvrBD ACC / ASR | precision | recall | FPR "
-        "| AUROC AdvrBD | AUROC loss baseline | AUROC Eq. 3 R | wall s | bars |\n|" + "---|" * 12
-    )
+    header = ["attack", "no-defense ACC / ASR", "oracle ACC / ASR", "AdvrBD ACC / ASR", "precision", "recall", "FPR"]
+    header += ["AUROC AdvrBD", "AUROC loss baseline", "AUROC Eq. 3 R", "wall s", "bars"]
     lines = []
     for name, m in rows.items():
         cells = model_cells(m)
         if m["no_defense"]["asr"] is not None and m["no_defense"]["asr"] < STRONG_ATTACK:
             cells[0] += " (weak)"
         aucs = [auroc(m["detection"], k) for k in ("auroc", "auroc_loss_baseline", "auroc_robustness_score")]
-        cells = [name, *cells, *aucs, f"{m['benchmark']['dvc_repro_seconds']:.0f}", verdict(m)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return head + "\n" + "\n".join(lines) + "\n"
+        lines.append([name, *cells, *aucs, f"{m['benchmark']['dvc_repro_seconds']:.0f}", verdict(m)])
+    return markdown_table(header, lines)
 
 
 def write(dataset: str, doc: dict, out: Path) -> None:

@@ -85,18 +85,20 @@ def model_cells(m: dict) -> list[str]:
     return models + [pct(d.get(k)) for k in ("precision", "recall", "fpr")]
 
 
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    line = lambda cells: "| " + " | ".join(map(str, cells)) + " |\n"  # noqa: E731
+    return line(header) + "|" + "---|" * len(header) + "\n" + "".join(map(line, rows))
+
+
 def table(results: dict[str, dict]) -> str:
-    head = (
-        "| scenario | no-defense ACC / ASR | oracle ACC / ASR | defended ACC / ASR | precision | recall | FPR "
-        "| flagged | dropped | AUROC (ours / Eq. 3 R / loss) | dvc repro s | no-op s |\n|" + "---|" * 12
-    )
+    header = ["scenario", "no-defense ACC / ASR", "oracle ACC / ASR", "defended ACC / ASR", "precision", "recall", "FPR"]
+    header += ["flagged", "dropped", "AUROC (ours / Eq. 3 R / loss)", "dvc repro s", "no-op s"]
     rows = []
     for name, m in results.items():
         d, b = m["detection"], m["benchmark"]
         auc = " / ".join(auroc(d, k) for k in ("auroc", "auroc_robustness_score", "auroc_loss_baseline"))
-        cells = [name, *model_cells(m), d["flagged"], m["decisions"]["drop"], auc, b["dvc_repro_seconds"], b["noop_repro_seconds"]]
-        rows.append("| " + " | ".join(map(str, cells)) + " |")
-    return head + "\n" + "\n".join(rows) + "\n"
+        rows.append([name, *model_cells(m), d["flagged"], m["decisions"]["drop"], auc, b["dvc_repro_seconds"], b["noop_repro_seconds"]])
+    return markdown_table(header, rows)
 
 
 def main() -> None:

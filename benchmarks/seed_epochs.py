@@ -1,6 +1,6 @@
 """Does a longer-trained suspect model give a cleaner seed? Re-trains the suspect model of a
 finished grid row for each given number of epochs (the rest of params.yaml unchanged) and counts
-poisons and covers among the `partition.rate` highest-loss samples, the seed D_s.
+poisons and covers in the seed D_s it gives, partitioned by loss as params.yaml does.
 
     python benchmarks/seed_epochs.py benchmarks/runs/grid-fmnist-tact 3 10"""
 
@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import torch.nn.functional as F
 import yaml
 
 from sanitizer.config import config
+from sanitizer.defenses.advrbd import log_prob_at_label, partition
 from sanitizer.store import SampleStore
-from sanitizer.training import as_tensor, fit, new_model, predict
+from sanitizer.training import as_tensor, fit, new_model
 
 
 def main() -> None:
@@ -33,13 +33,11 @@ def main() -> None:
     assert np.array_equal(truth["sample_id"].to_numpy(), train.sample_ids), "truth.parquet does not match the store"
     poison, cover = truth["is_poison"].to_numpy(), truth["is_cover"].to_numpy()
     cfg, arch = config("train", params), config("model", params).arch
-    k = int(round(config("partition", params).rate * len(y)))
     for epochs in args.epochs:
         start = time.perf_counter()
         model = fit(new_model(arch, store.image_shape, len(store.classes), cfg.seed), x, y, cfg, epochs=epochs)
-        loss = F.cross_entropy(predict(model, x), y, reduction="none").numpy()
-        seed = np.zeros(len(y), dtype=bool)
-        seed[np.argsort(-loss, kind="stable")[:k]] = True
+        loss = -log_prob_at_label(model, x, y)
+        seed = partition(loss, loss, config("partition", params).rate, by="loss")  # R unused by "loss"
         print(
             f"{args.run.name}, {epochs} epochs: seed holds {(seed & poison).sum()} poisons, {(seed & cover).sum()} covers; "
             f"poison median loss {np.median(loss[poison]):.4f}, seed loss cut {loss[seed].min():.4f} "
