@@ -202,9 +202,9 @@ class EnhanceConfig:
 
 @section("identify")
 class IdentifyConfig:
-    # Suspected when log p_E(y|x) - log p_C(y|x) exceeds this, in nats (1.5: E fits the
-    # given label e^1.5 = 4.5 times more confidently than C).
-    threshold: float = 1.5
+    # Suspected when log p_E(y|x) - log p_C(y|x) exceeds this, in nats (1.25: E fits the
+    # given label e^1.25 = 3.5 times more confidently than C).
+    threshold: float = 1.25
 
 
 @section("relabel")
@@ -214,9 +214,13 @@ class RelabelConfig:
     lr: float = 0.01
     # Suspected samples the clean model labels with less confidence than this are dropped.
     min_confidence: float = 0.5
+    # Suspected samples the clean model gives their own label with at least this confidence
+    # are false alarms and kept.
+    rescue_confidence: float = 0.9
 
     def validate(self):
         _range(self, "min_confidence", 0.0, 1.0)
+        _range(self, "rescue_confidence", 0.0, 1.0)
 
 
 @section("evaluate")

@@ -252,8 +252,7 @@ def relabel(params, paths: Paths) -> None:
     cfg = config("relabel", params)
     ident = _aligned(read_manifest(paths.identify, ["sample_id", "suspected"]), train.sample_ids, "identify.parquet")
     model = _load(params, paths, store, paths.clean)
-    reference = _load(params, paths, store, paths.reference)
-    dec = decide(predict(model, x), predict(reference, x), train.labels, ident["suspected"].to_numpy(), cfg.min_confidence)
+    dec = decide(predict(model, x), train.labels, ident["suspected"].to_numpy(), cfg.min_confidence, cfg.rescue_confidence)
     df = pl.DataFrame(
         {
             "sample_id": train.sample_ids,

@@ -82,69 +82,59 @@ def test_decide_cases():
     probs = [
         [0.9, 0.05, 0.05],  # 0: not suspected, agrees
         [0.1, 0.8, 0.1],  # 1: not suspected, disagrees -> still keep
-        [0.1, 0.1, 0.8],  # 2: suspected, agrees (label 2)
+        [0.05, 0.05, 0.9],  # 2: suspected, confidently agrees (label 2) -> false alarm, keep
         [0.7, 0.2, 0.1],  # 3: suspected, label 1, confident 0 -> relabel to 0
         [0.3, 0.3, 0.4],  # 4: suspected, label 0, unsure -> drop
         [0.2, 0.55, 0.25],  # 5: suspected, label 2, conf 0.55 >= 0.5 -> relabel to 1
+        [0.1, 0.1, 0.8],  # 6: suspected, agrees but only at 0.8 < 0.9 -> drop
     ]
-    labels = np.array([0, 0, 2, 1, 0, 2])
-    suspected = np.array([False, False, True, True, True, True])
-    logits = _logits_with(probs)
-    d = decide(logits, logits, labels, suspected, min_confidence=0.5)
-    assert d.decision.tolist() == ["keep", "keep", "keep", "relabel", "drop", "relabel"]
-    assert d.new_label.tolist() == [0, 0, 2, 0, 0, 1]
-    np.testing.assert_allclose(d.confidence, [0.9, 0.8, 0.8, 0.7, 0.4, 0.55], rtol=1e-5)
+    labels = np.array([0, 0, 2, 1, 0, 2, 2])
+    suspected = np.array([False, False, True, True, True, True, True])
+    d = decide(_logits_with(probs), labels, suspected, min_confidence=0.5, rescue_confidence=0.85)
+    assert d.decision.tolist() == ["keep", "keep", "keep", "relabel", "drop", "relabel", "drop"]
+    assert d.new_label.tolist() == [0, 0, 2, 0, 0, 1, 2]
+    np.testing.assert_allclose(d.confidence, [0.9, 0.8, 0.9, 0.7, 0.4, 0.55, 0.8], rtol=1e-5)
     assert d.reason[0] == d.reason[1] == "not suspected"
-    assert "agree with the given label" in d.reason[2]
-    assert "agree" not in d.reason[3] and "agree" not in d.reason[4]
+    assert "confidently predicts the given label" in d.reason[2]
     assert d.reason[3] == d.reason[5] != d.reason[4]
+    assert "weakly" in d.reason[6] and "weakly" not in d.reason[4]
     # the input labels are not modified
-    assert labels.tolist() == [0, 0, 2, 1, 0, 2]
+    assert labels.tolist() == [0, 0, 2, 1, 0, 2, 2]
 
 
-def test_decide_keeps_a_suspect_only_when_the_reference_agrees_too():
-    # Both samples: suspected, given label 1, the clean model confidently says 1.
-    clean = _logits_with([[0.1, 0.8, 0.1], [0.1, 0.8, 0.1]])
-    # The reference agrees on the first, says class 0 on the second.
-    reference = _logits_with([[0.2, 0.6, 0.2], [0.7, 0.2, 0.1]])
-    d = decide(clean, reference, np.array([1, 1]), np.array([True, True]), min_confidence=0.5)
-    assert d.decision.tolist() == ["keep", "relabel"]
-    # A relabel takes the clean model's label even when that is the given one: the sample is
-    # kept under its label, but flagged for review.
-    assert d.new_label.tolist() == [1, 1]
-
-
-def test_decide_confidence_boundary():
+def test_decide_confidence_boundaries():
     probs = [[0.5, 0.25, 0.25], [0.49, 0.26, 0.25]]
     # softmax runs in float32, so 0.5 may land a hair below 0.5: test just under it
     logits = _logits_with(probs)
-    d = decide(logits, logits, np.array([1, 1]), np.array([True, True]), min_confidence=0.495)
+    d = decide(logits, np.array([1, 1]), np.array([True, True]), min_confidence=0.495, rescue_confidence=0.9)
     assert d.decision.tolist() == ["relabel", "drop"]
-    d = decide(logits, logits, np.array([1, 1]), np.array([True, True]), min_confidence=0.0)
+    d = decide(logits, np.array([1, 1]), np.array([True, True]), min_confidence=0.0, rescue_confidence=0.9)
     assert d.decision.tolist() == ["relabel", "relabel"]
     assert d.new_label.tolist() == [0, 0]
+    # the same samples under their predicted label: rescued only from rescue_confidence up
+    d = decide(logits, np.array([0, 0]), np.array([True, True]), min_confidence=0.0, rescue_confidence=0.495)
+    assert d.decision.tolist() == ["keep", "drop"]
 
 
 def test_decide_random_against_rule():
     rng = np.random.default_rng(0)
-    n, k = 200, 5
-    logits = torch.tensor(rng.normal(size=(n, k)) * 2)
+    n, k = 400, 5
+    logits = torch.tensor(rng.normal(size=(n, k)) * 3)
     labels = rng.integers(0, k, n)
     suspected = rng.random(n) < 0.5
-    reference = torch.tensor(rng.normal(size=(n, k)) * 2)
-    d = decide(logits, reference, labels, suspected, min_confidence=0.45)
+    d = decide(logits, labels, suspected, min_confidence=0.45, rescue_confidence=0.7)
     p = torch.softmax(logits, 1).numpy()
     pred, conf = p.argmax(1), p.max(1)
-    ref_pred = reference.argmax(1).numpy()
     for i in range(n):
-        if not suspected[i] or (pred[i] == labels[i] and ref_pred[i] == labels[i]):
+        if not suspected[i] or (pred[i] == labels[i] and conf[i] >= 0.7):
             exp, new = "keep", labels[i]
-        elif conf[i] >= 0.45:
+        elif pred[i] != labels[i] and conf[i] >= 0.45:
             exp, new = "relabel", pred[i]
         else:
             exp, new = "drop", labels[i]
         assert d.decision[i] == exp, i
         assert d.new_label[i] == new, i
+    assert {"keep", "relabel", "drop"} <= set(d.decision[suspected])
 
 
 def test_consistency_is_log_prob_difference():

@@ -145,25 +145,24 @@ class Decisions:
     reason: np.ndarray
 
 
-def decide(clean_logits: torch.Tensor, reference_logits: torch.Tensor, labels: np.ndarray, suspected: np.ndarray, min_confidence: float) -> Decisions:
-    """Eq. 5: suspected samples take the clean model's label. When both the clean model and the
-    clean reference (trained on D_s only) give the given label, the suspicion was a false
-    alarm and the sample is kept: the clean model alone is not enough, since the few poisons
-    identification missed were in its training set. When the clean model is unsure the
-    sample is dropped rather than guessed."""
+def decide(clean_logits: torch.Tensor, labels: np.ndarray, suspected: np.ndarray, min_confidence: float, rescue_confidence: float) -> Decisions:
+    """Eq. 5: suspected samples take the clean model's label. The clean model never trained on
+    a suspected sample, so it judges it as held-out data: when it confidently predicts the
+    given label the suspicion was a false alarm and the sample is kept. When it is unsure, or
+    only weakly agrees with the given label, the sample is dropped rather than guessed."""
     prob = F.softmax(clean_logits.float(), 1)
     conf, pred = (t.numpy() for t in prob.max(1))
     pred = pred.astype(np.int64)
-    agrees = (pred == labels) & (reference_logits.argmax(1).numpy() == labels)
+    agrees = pred == labels
     decision = np.full(len(labels), "keep", dtype=object)
     reason = np.full(len(labels), "not suspected", dtype=object)
     new_label = labels.copy()
-    rescued = suspected & agrees
-    reason[rescued] = "suspected; clean model and reference agree with the given label"
+    rescued = suspected & agrees & (conf >= rescue_confidence)
+    reason[rescued] = "suspected; clean model confidently predicts the given label"
     relabel = suspected & ~agrees & (conf >= min_confidence)
     decision[relabel], new_label[relabel] = "relabel", pred[relabel]
     reason[relabel] = "suspected; clean model predicts another label"
-    drop = suspected & ~agrees & (conf < min_confidence)
+    drop = suspected & ~rescued & ~relabel
     decision[drop] = "drop"
-    reason[drop] = "suspected; clean model unsure"
+    reason[drop] = np.where(agrees[drop], "suspected; clean model only weakly predicts the given label", "suspected; clean model unsure")
     return Decisions(decision.astype(str), new_label, conf.astype(np.float64), reason.astype(str))
