@@ -55,7 +55,6 @@ _LAYOUT = {
     "partition": "partition/partition.parquet",
     "rounds": "enhance/rounds.parquet",
     "enhanced": "enhance/enhanced.pt",
-    "reference": "enhance/clean_reference.pt",
     "snapshots": "enhance/rounds",
     "identify": "identify/identify.parquet",
     "clean": "train_clean/model.pt",
@@ -188,7 +187,7 @@ def partition(params, paths: Paths) -> None:
     write_manifest(df, paths.partition, "partition")
 
 
-@stage("enhance", ("enhance/rounds.parquet", "enhance/enhanced.pt", "enhance/clean_reference.pt", "enhance/rounds"))
+@stage("enhance", ("enhance/rounds.parquet", "enhance/enhanced.pt", "enhance/rounds"))
 def enhance(params, paths: Paths) -> None:
     from .defenses.advrbd import enhance as run_enhance
     from .io import atomic_path
@@ -208,7 +207,6 @@ def enhance(params, paths: Paths) -> None:
     df = pl.DataFrame({"sample_id": train.sample_ids, "joined_round": result.joined_round, "consistency": result.consistency})
     write_manifest(df, paths.rounds, "enhance", {"joined_round": "round the sample entered D_s; 0 = seed, -1 = never"})
     save_model(result.enhanced, paths.enhanced)
-    save_model(result.clean, paths.reference)
     import torch
 
     with atomic_path(paths.snapshots) as tmp:

@@ -90,7 +90,6 @@ def consistency(enhanced, clean, images, labels) -> np.ndarray:
 @dataclass
 class EnhanceResult:
     enhanced: torch.nn.Module
-    clean: torch.nn.Module
     joined_round: np.ndarray  # round a sample entered D_s: 0 = seed, -1 = never
     consistency: np.ndarray  # final round's consistency, for every sample
     snapshots: list  # (enhanced, clean) state_dicts after each round
@@ -124,7 +123,7 @@ def enhance(suspect, new_model, images, labels, in_seed, cfg: EnhanceConfig, tra
     if cfg.rounds == 0:
         clean = train_reference(new_model, images, labels, in_seed, train_cfg, cfg.clean_epochs, "clean reference")
         c = consistency(enhanced, clean, images, labels)
-    return EnhanceResult(enhanced, clean, joined, c, snapshots)
+    return EnhanceResult(enhanced, joined, c, snapshots)
 
 
 def _copy_state(model) -> dict:
