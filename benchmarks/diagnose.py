@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from sanitizer.store import SampleStore
+
 from grid import DATASETS, ROWS, run_dir
 from run_pipeline import REPO, markdown_table, pct
 
@@ -31,6 +33,7 @@ def diagnose(run: Path) -> dict:
     poison, cover = truth["is_poison"].to_numpy(), truth["is_cover"].to_numpy()
     seed = joined == 0
     out = {"poisons": int(poison.sum()), "seed_loss_cut": float(loss[seed].min()), "rounds": []}
+    out["seed_worst_class"] = _worst_class(data, seed, poison)
     out["poison_median_loss"] = float(np.median(loss[poison])) if poison.any() else None
     for row in rounds:
         in_ds = (joined >= 0) & (joined < row["round"])
@@ -40,8 +43,19 @@ def diagnose(run: Path) -> dict:
     return out
 
 
+def _worst_class(data: Path, seed: np.ndarray, poison: np.ndarray) -> dict:
+    """The seed's class with the largest poison share. C trains on D_s class-balanced, so a class
+    that the seed holds few clean samples of gives its poisons a large weight."""
+    store = SampleStore(data / "ingest/store")
+    labels = store.split("train").labels
+    share = {c: (poison & seed & (labels == c)).sum() / max(1, (seed & (labels == c)).sum()) for c in np.unique(labels)}
+    worst = max(share, key=share.get)
+    in_class = seed & (labels == worst)
+    return {"class": store.classes[worst], "size": int(in_class.sum()), "poisons": int((in_class & poison).sum())}
+
+
 def table(rows: dict[str, dict]) -> str:
-    header = ["attack", "poisons in D_s (covers), per round", "C ASR per round", "E ASR per round", "poison median loss", "seed loss cut"]
+    header = ["attack", "poisons in D_s (covers), per round", "C ASR per round", "E ASR per round", "poison median loss", "seed loss cut", "seed's most-poisoned class"]
     lines = []
     for name, d in rows.items():
         r = d["rounds"]
@@ -49,7 +63,9 @@ def table(rows: dict[str, dict]) -> str:
         c_asr = " → ".join(pct(x["clean_asr"]) for x in r)
         e_asr = " → ".join(pct(x["enhanced_asr"]) for x in r)
         median = "n/a" if d["poison_median_loss"] is None else f"{d['poison_median_loss']:.3f}"
-        lines.append([name, per_round, c_asr, e_asr, median, f"{d['seed_loss_cut']:.3f}"])
+        w = d["seed_worst_class"]
+        worst = f"{w['class']}: {w['poisons']} of {w['size']}" if w["poisons"] else "none"
+        lines.append([name, per_round, c_asr, e_asr, median, f"{d['seed_loss_cut']:.3f}", worst])
     return markdown_table(header, lines)
 
 
@@ -70,7 +86,9 @@ def main() -> None:
         f"`python benchmarks/grid.py {args.dataset}`. Round k's clean reference C trains on D_s as it "
         "stands at round k (the seed, then grown by the lowest-consistency samples); ASR in percent on "
         "the attacker's test set. The seed is the samples with the highest suspect-model loss at their "
-        "given label; `seed loss cut` is the lowest loss that still made it in.\n\n" + table(rows)
+        "given label; `seed loss cut` is the lowest loss that still made it in. `seed's most-poisoned "
+        "class`: the class with the largest poison share among the seed's samples (C trains class-balanced, "
+        "so those poisons carry that class's whole weight).\n\n" + table(rows)
     )
     print(out.read_text())
 
