@@ -84,6 +84,18 @@ def test_diagnosis_counts_the_seed_and_each_round(project):
     assert [r["round"] for r in d["rounds"]] == [1, 2]
     assert d["rounds"][1]["ds_size"] > first["ds_size"] and d["rounds"][1]["ds_poisons"] >= first["ds_poisons"]
     assert d["poisons"] == poison.sum() and d["poison_median_loss"] < d["seed_loss_cut"]
+    samples = pl.read_parquet(proj / "data/ingest/store/samples.parquet").filter(pl.col("split") == "train").sort("sample_id")
+    per_class = (
+        pl.DataFrame({"label": samples["label"], "seed": seed, "poison": poison})
+        .filter(pl.col("seed"))
+        .group_by("label")
+        .agg(pl.len().alias("size"), pl.col("poison").sum().alias("poisons"))
+        .with_columns((pl.col("poisons") / pl.col("size")).alias("share"))
+        .sort("share", "label", descending=[True, False])
+    )
+    worst = per_class.row(0, named=True)
+    assert worst["poisons"] > 0
+    assert (d["seed_worst_class"]["size"], d["seed_worst_class"]["poisons"]) == (worst["size"], worst["poisons"])
 
 
 def test_changing_partition_rate_reruns_only_downstream(project):
