@@ -47,11 +47,11 @@ def _worst_class(data: Path, seed: np.ndarray, poison: np.ndarray) -> dict:
     """The seed's class with the largest poison share. C trains on D_s class-balanced, so a class
     that the seed holds few clean samples of gives its poisons a large weight."""
     store = SampleStore(data / "ingest/store")
-    labels = store.split("train").labels
-    share = {c: (poison & seed & (labels == c)).sum() / max(1, (seed & (labels == c)).sum()) for c in np.unique(labels)}
-    worst = max(share, key=share.get)
-    in_class = seed & (labels == worst)
-    return {"class": store.classes[worst], "size": int(in_class.sum()), "poisons": int((in_class & poison).sum())}
+    labels = store.samples.filter(pl.col("split") == "train")["label"].to_numpy()  # labels only: no image load
+    size = np.bincount(labels[seed], minlength=len(store.classes))
+    poisons = np.bincount(labels[seed & poison], minlength=len(store.classes))
+    worst = int(np.argmax(poisons / np.maximum(size, 1)))
+    return {"class": store.classes[worst], "size": int(size[worst]), "poisons": int(poisons[worst])}
 
 
 def table(rows: dict[str, dict]) -> str:
