@@ -165,6 +165,26 @@ class ScoreConfig:
         _range(self, "patch_max", self.patch_min, 1.0)
 
 
+@section("purify")
+class PurifyConfig:
+    # PBE-style adversarial fine-tuning of a copy of the suspect (see sanitizer.purification).
+    # A larger eps than PBE's 6/255: on Fashion-MNIST 6/255 left every backdoor intact.
+    eps: float = 32 / 255
+    steps: int = 7
+    fraction: float = 0.05  # random share of the train set the examples are crafted from
+    epochs: int = 2
+    lr: float = 0.01
+    batch_size: int = 128
+    seed: int = 0
+
+    def validate(self):
+        _range(self, "eps", 0.0, 1.0)
+        _range(self, "steps", 1, 1000)
+        _range(self, "fraction", 0.0001, 1.0)
+        _range(self, "epochs", 1, 1000)
+        _range(self, "batch_size", 1, 1 << 20)
+
+
 @section("partition")
 class PartitionConfig:
     # Fraction of the train set, most trusted first, that seeds the clean set D_s.
@@ -172,6 +192,9 @@ class PartitionConfig:
     # What "trusted" means: high Eq. 3 robustness score R (the paper), high loss at the given
     # label, or both (each sample ranked by the weaker of the two).
     by: typing.Literal["robustness", "loss", "both"] = "loss"
+    # Samples whose purification gap exceeds this many nats never seed D_s, whatever their
+    # trust rank; null = no gap filter.
+    max_gap: float | None = None
 
     def validate(self):
         _range(self, "rate", 0.001, 0.99)

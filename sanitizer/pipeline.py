@@ -169,11 +169,19 @@ def train_oracle(params, paths: Paths) -> None:
 @stage("score", ("score/scores.parquet",))
 def score(params, paths: Paths) -> None:
     from .adversarial import robustness_scores
+    from .purification import purification_gap
 
     store, train, x, y, _ = _context(params, paths)
-    scores = robustness_scores(_load(params, paths, store, paths.suspect), x, y, config("score", params))
-    df = pl.DataFrame({"sample_id": train.sample_ids, "score": scores.robustness, "loss": scores.loss})
-    write_manifest(df, paths.scores, "score", {"score": "robustness R (Eq. 3); low = suspicious", "loss": "CE at given label"})
+    suspect = _load(params, paths, store, paths.suspect)
+    scores = robustness_scores(suspect, x, y, config("score", params))
+    gap = purification_gap(suspect, x, y, config("purify", params))
+    df = pl.DataFrame({"sample_id": train.sample_ids, "score": scores.robustness, "loss": scores.loss, "gap": gap})
+    write_manifest(
+        df,
+        paths.scores,
+        "score",
+        {"score": "robustness R (Eq. 3); low = suspicious", "loss": "CE at given label", "gap": "purification gap, nats; high = suspicious"},
+    )
 
 
 @stage("partition", ("partition/partition.parquet",))
@@ -181,8 +189,9 @@ def partition(params, paths: Paths) -> None:
     from .defenses.advrbd import partition as split_seed
 
     cfg = config("partition", params)
-    scores = read_manifest(paths.scores, ["sample_id", "score", "loss"])
-    seed = split_seed(scores["score"].to_numpy(), scores["loss"].to_numpy(), cfg.rate, cfg.by)
+    scores = read_manifest(paths.scores, ["sample_id", "score", "loss", "gap"])
+    eligible = None if cfg.max_gap is None else scores["gap"].to_numpy() <= cfg.max_gap
+    seed = split_seed(scores["score"].to_numpy(), scores["loss"].to_numpy(), cfg.rate, cfg.by, eligible)
     df = pl.DataFrame({"sample_id": scores["sample_id"], "subset": np.where(seed, "seed", "rest")})
     write_manifest(df, paths.partition, "partition")
 

@@ -108,6 +108,11 @@ def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 1024
     return torch.cat(out) if out else torch.empty(0)
 
 
+def log_prob_at_label(model, images: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+    logits = predict(model, images)
+    return F.log_softmax(logits, 1)[torch.arange(len(labels)), labels].double().numpy()
+
+
 def accuracy(model, images: torch.Tensor, labels: torch.Tensor) -> float:
     if len(images) == 0:
         return float("nan")

@@ -21,8 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from ..config import EnhanceConfig, TrainConfig
+from ..errors import SanitizerError
 from ..progress import log, progress_bar
-from ..training import fit, predict, to_float
+from ..training import fit, log_prob_at_label, to_float
 
 
 def _rank(values: np.ndarray) -> np.ndarray:
@@ -42,10 +43,15 @@ TRUST = {
 }
 
 
-def partition(robustness: np.ndarray, loss: np.ndarray, rate: float, by: str = "robustness") -> np.ndarray:
-    """Alg. 1: the `rate` most trusted samples form the seed D_s (True)."""
+def partition(robustness: np.ndarray, loss: np.ndarray, rate: float, by: str = "robustness", eligible: np.ndarray | None = None) -> np.ndarray:
+    """Alg. 1: the `rate` most trusted samples form the seed D_s (True). Only `eligible`
+    samples (default: all) may seed it; the seed is still `rate` of the whole set."""
     k = max(1, int(round(rate * len(robustness))))
     order = np.argsort(-TRUST[by](robustness, loss), kind="stable")
+    if eligible is not None:
+        order = order[eligible[order]]
+        if len(order) < k:
+            raise SanitizerError(f"only {len(order)} samples may seed D_s, fewer than the {k} that partition.rate asks for: raise partition.max_gap or lower partition.rate")
     seed = np.zeros(len(robustness), dtype=bool)
     seed[order[:k]] = True
     return seed
@@ -75,11 +81,6 @@ def enhance_epochs(model, images, labels, in_seed: np.ndarray, cfg: EnhanceConfi
                 opt.step()
                 advance()
     model.eval()
-
-
-def log_prob_at_label(model, images, labels) -> np.ndarray:
-    logits = predict(model, images)
-    return F.log_softmax(logits, 1)[torch.arange(len(labels)), labels].double().numpy()
 
 
 def consistency(enhanced, clean, images, labels) -> np.ndarray:
