@@ -92,11 +92,11 @@ def markdown_table(header: list[str], rows: list[list]) -> str:
 
 def table(results: dict[str, dict]) -> str:
     header = ["scenario", "no-defense ACC / ASR", "oracle ACC / ASR", "defended ACC / ASR", "precision", "recall", "FPR"]
-    header += ["flagged", "dropped", "AUROC (ours / Eq. 3 R / loss)", "dvc repro s", "no-op s"]
+    header += ["flagged", "dropped", "AUROC (ours / Eq. 3 R / loss / gap)", "dvc repro s", "no-op s"]
     rows = []
     for name, m in results.items():
         d, b = m["detection"], m["benchmark"]
-        auc = " / ".join(auroc(d, k) for k in ("auroc", "auroc_robustness_score", "auroc_loss_baseline"))
+        auc = " / ".join(auroc(d, k) for k in ("auroc", "auroc_robustness_score", "auroc_loss_baseline", "auroc_purification_gap"))
         rows.append([name, *model_cells(m), d["flagged"], m["decisions"]["drop"], auc, b["dvc_repro_seconds"], b["noop_repro_seconds"]])
     return markdown_table(header, rows)
 

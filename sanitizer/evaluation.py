@@ -53,7 +53,7 @@ def evaluate(params, paths) -> None:
     truth = read_manifest(paths.truth, ["sample_id", "is_poison", "is_cover", "original_label"])
     has_truth = config("attack", params).name != "none"
     decisions = read_manifest(paths.decisions, ["sample_id", "decision", "new_label", "label"])
-    scores = read_manifest(paths.scores, ["sample_id", "score", "loss"])
+    scores = read_manifest(paths.scores, ["sample_id", "score", "loss", "gap"])
     rounds = read_manifest(paths.rounds, ["sample_id", "consistency", "joined_round"])
     is_poison, is_cover = truth["is_poison"].to_numpy(), truth["is_cover"].to_numpy()
     flagged = decisions["decision"].to_numpy() != "keep"
@@ -69,6 +69,7 @@ def evaluate(params, paths) -> None:
             "auroc": auroc(rounds["consistency"].to_numpy(), is_poison),
             "auroc_robustness_score": auroc(-scores["score"].to_numpy(), is_poison),
             "auroc_loss_baseline": auroc(-scores["loss"].to_numpy(), is_poison),
+            "auroc_purification_gap": auroc(scores["gap"].to_numpy(), is_poison),
             "relabel_accuracy": _relabel_accuracy(decisions, truth),
             # Cover samples keep their true label: flagging them costs data, not safety.
             "cover_flagged": float(flagged[is_cover].mean()) if is_cover.any() else None,
@@ -129,7 +130,7 @@ def _write_plots(directory: Path, scores: pl.DataFrame, rounds: pl.DataFrame, is
         if is_poison is not None:
             roc = [
                 {**row, "score": name}
-                for name, s in (("consistency", rounds["consistency"].to_numpy()), ("robustness", -scores["score"].to_numpy()), ("loss", -scores["loss"].to_numpy()))
+                for name, s in (("consistency", rounds["consistency"].to_numpy()), ("robustness", -scores["score"].to_numpy()), ("loss", -scores["loss"].to_numpy()), ("purification gap", scores["gap"].to_numpy()))
                 for row in roc_curve(s, is_poison)
             ]
             pl.DataFrame(roc).write_csv(tmp / "roc.csv")
