@@ -168,7 +168,8 @@ class ScoreConfig:
 @section("purify")
 class PurifyConfig:
     # PBE-style adversarial fine-tuning of a copy of the suspect (see sanitizer.purification).
-    # A larger eps than PBE's 6/255: on Fashion-MNIST 6/255 left every backdoor intact.
+    # A larger eps than PBE's 6/255: on Fashion-MNIST, 6/255 left Adaptive-Blend at 100 %
+    # ASR and 16/255 left Adaptive-Patch at 100 %.
     eps: float = 32 / 255
     steps: int = 7
     fraction: float = 0.05  # random share of the train set the examples are crafted from
@@ -192,8 +193,8 @@ class PartitionConfig:
     # What "trusted" means: high Eq. 3 robustness score R (the paper), high loss at the given
     # label, or both (each sample ranked by the weaker of the two).
     by: typing.Literal["robustness", "loss", "both"] = "loss"
-    # Samples whose purification gap exceeds this many nats never seed D_s, whatever their
-    # trust rank; null = no gap filter.
+    # Seed samples whose purification gap exceeds this many nats are left out of D_s (the
+    # seed shrinks); null = no gap filter.
     max_gap: float | None = None
 
     def validate(self):

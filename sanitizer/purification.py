@@ -17,10 +17,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .adversarial import patch_pgd
 from .config import PurifyConfig
 from .progress import progress_bar
 from .training import log_prob_at_label, to_float
+
+
+def pgd(model, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, generator: torch.Generator) -> torch.Tensor:
+    """PBE's untargeted L-inf PGD: a random start in the eps-ball, then `steps` steps of eps/5
+    that raise the loss at the given label."""
+    delta = ((torch.rand(x.shape, generator=generator) * 2 - 1) * eps).to(x.device).requires_grad_(True)
+    for _ in range(steps):
+        (grad,) = torch.autograd.grad(F.cross_entropy(model(torch.clamp(x + delta, 0, 1)), y), delta)
+        delta = (delta + eps / 5 * grad.sign()).clamp(-eps, eps).detach().requires_grad_(True)
+    return torch.clamp(x + delta.detach(), 0, 1)
 
 
 def purify(suspect: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: PurifyConfig) -> torch.nn.Module:
@@ -30,7 +39,6 @@ def purify(suspect: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(cfg.seed)
     subset = torch.randperm(len(images), generator=generator)[: max(1, round(cfg.fraction * len(images)))]
-    whole = torch.ones(1, 1, *images.shape[-2:], device=device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
     steps = -(-len(subset) // cfg.batch_size)
     with progress_bar("purifying", cfg.epochs * steps) as advance:
@@ -42,7 +50,7 @@ def purify(suspect: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
                 # Examples are crafted against the current weights, with dropout/batch-norm
                 # statistics frozen, as in PBE.
                 model.eval()
-                x_adv, _ = patch_pgd(model, x, y, whole, cfg.eps, cfg.steps)
+                x_adv = pgd(model, x, y, cfg.eps, cfg.steps, generator)
                 model.train()
                 loss = F.cross_entropy(model(x_adv), y)
                 opt.zero_grad(set_to_none=True)

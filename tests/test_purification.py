@@ -74,17 +74,17 @@ def test_purify_leaves_suspect_alone_and_is_deterministic(backdoored):
     assert any(not torch.equal(p, q) for p, q in zip(other.state_dict().values(), purify(suspect, x, y, cfg).state_dict().values()))
 
 
-def test_partition_seeds_only_eligible_samples():
+def test_partition_leaves_ineligible_samples_out_of_the_seed():
     loss = np.array([9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0])
     eligible = np.array([False, True, False, True, True, True, True, True, True, True])
     seed = partition(np.zeros(10), loss, 0.3, by="loss", eligible=eligible)
-    np.testing.assert_array_equal(np.flatnonzero(seed), [1, 3, 4])  # the 3 highest-loss eligible
+    np.testing.assert_array_equal(np.flatnonzero(seed), [1])  # the top 3 by loss, less the ineligible
     np.testing.assert_array_equal(partition(np.zeros(10), loss, 0.3, by="loss", eligible=np.ones(10, bool)), partition(np.zeros(10), loss, 0.3, by="loss"))
 
 
-def test_partition_too_few_eligible_is_a_clear_error():
-    with pytest.raises(SanitizerError, match="only 2 samples may seed D_s.*partition.max_gap"):
-        partition(np.zeros(10), np.arange(10.0), 0.5, by="loss", eligible=np.arange(10) < 2)
+def test_partition_with_no_eligible_seed_is_a_clear_error():
+    with pytest.raises(SanitizerError, match="no sample may seed D_s.*partition.max_gap"):
+        partition(np.zeros(10), np.arange(10.0), 0.2, by="loss", eligible=np.arange(10) < 8)
 
 
 @pytest.mark.parametrize("key,value", [("eps", 1.5), ("fraction", 0.0), ("epochs", 0), ("steps", 0)])
