@@ -1,4 +1,5 @@
 import numpy as np
+import polars as pl
 import pytest
 import torch
 
@@ -91,3 +92,19 @@ def test_partition_with_no_eligible_seed_is_a_clear_error():
 def test_purify_config_rejects_bad_values(key, value):
     with pytest.raises(SanitizerError, match=rf"\[purify\]\.{key}"):
         config("purify", {"purify": {key: value}})
+
+
+def test_partition_stage_leaves_high_gap_samples_out_of_the_seed(tmp_path):
+    from sanitizer.manifest import read_manifest, write_manifest
+    from sanitizer.pipeline import Paths, partition as partition_stage
+
+    paths = Paths(tmp_path)
+    loss = np.array([9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0])
+    gap = np.array([2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.0, 0.0, 0.0, 0.0])
+    scores = pl.DataFrame({"sample_id": np.arange(10), "score": np.zeros(10), "loss": loss, "gap": gap})
+    paths.scores.parent.mkdir(parents=True)
+    write_manifest(scores, paths.scores, "score")
+    partition_stage({"partition": {"rate": 0.3, "by": "loss", "max_gap": 1.25}}, paths)
+    assert read_manifest(paths.partition, ["subset"])["subset"].to_list() == ["rest", "seed", "seed"] + ["rest"] * 7
+    partition_stage({"partition": {"rate": 0.3, "by": "loss"}}, paths)  # max_gap null: no filter
+    assert read_manifest(paths.partition, ["subset"])["subset"].to_list() == ["seed"] * 3 + ["rest"] * 7
