@@ -174,7 +174,7 @@ def score(params, paths: Paths) -> None:
     store, train, x, y, _ = _context(params, paths)
     suspect = _load(params, paths, store, paths.suspect)
     scores = robustness_scores(suspect, x, y, config("score", params))
-    gap = purification_gap(suspect, x, y, config("purify", params))
+    gap = purification_gap(suspect, x, y, config("purify", params), suspect_loss=scores.loss)
     df = pl.DataFrame({"sample_id": train.sample_ids, "score": scores.robustness, "loss": scores.loss, "gap": gap})
     write_manifest(
         df,

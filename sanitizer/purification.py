@@ -60,7 +60,10 @@ def purify(suspect: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     return model.eval()
 
 
-def purification_gap(suspect, images: torch.Tensor, labels: torch.Tensor, cfg: PurifyConfig) -> np.ndarray:
-    """gap(x) in nats for every sample; high = the suspect's fit came from a faint trigger."""
+def purification_gap(suspect, images: torch.Tensor, labels: torch.Tensor, cfg: PurifyConfig, suspect_loss: np.ndarray | None = None) -> np.ndarray:
+    """gap(x) in nats for every sample; high = the suspect's fit came from a faint trigger.
+    `suspect_loss`, the suspect's cross-entropy at the given label, spares an inference pass
+    when the caller already has it (the score stage does)."""
     purified = purify(suspect, images, labels, cfg)
-    return log_prob_at_label(suspect, images, labels) - log_prob_at_label(purified, images, labels)
+    log_p_suspect = log_prob_at_label(suspect, images, labels) if suspect_loss is None else -suspect_loss
+    return log_p_suspect - log_prob_at_label(purified, images, labels)

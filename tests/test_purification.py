@@ -108,3 +108,12 @@ def test_partition_stage_leaves_high_gap_samples_out_of_the_seed(tmp_path):
     assert read_manifest(paths.partition, ["subset"])["subset"].to_list() == ["rest", "seed", "seed"] + ["rest"] * 7
     partition_stage({"partition": {"rate": 0.3, "by": "loss"}}, paths)  # max_gap null: no filter
     assert read_manifest(paths.partition, ["subset"])["subset"].to_list() == ["seed"] * 3 + ["rest"] * 7
+
+
+def test_gap_from_a_given_suspect_loss_matches_the_computed_one(backdoored):
+    from sanitizer.training import log_prob_at_label
+
+    suspect, x, y, _ = backdoored
+    cfg = config("purify", {"purify": {"fraction": 0.1, "epochs": 1}})
+    given = purification_gap(suspect, x, y, cfg, suspect_loss=-log_prob_at_label(suspect, x, y))
+    assert given.tobytes() == purification_gap(suspect, x, y, cfg).tobytes()
