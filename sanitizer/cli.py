@@ -34,15 +34,22 @@ def run(stage: str, params: str, data: str) -> None:
 
 @main.command()
 @click.option("--data", default="data", show_default=True, type=click.Path(file_okay=False), help="Data root.")
-@click.option("--top", default=20, show_default=True, help="How many flagged samples to list.")
-@click.option("--class", "class_name", default=None, help="Only list flagged samples with this given label.")
-def inspect(data: str, top: int, class_name: str | None) -> None:
-    """Per-class summary of the decisions and the most suspicious flagged samples."""
+@click.option("--top", default=20, show_default=True, help="How many samples to list.")
+@click.option("--class", "class_name", default=None, help="Only list samples with this given label.")
+@click.option(
+    "--by",
+    type=click.Choice(["consistency", "gap"]),
+    default="consistency",
+    show_default=True,
+    help="consistency: flagged samples by AdvrBD's score; gap: samples of any decision by purification gap.",
+)
+def inspect(data: str, top: int, class_name: str | None, by: str) -> None:
+    """Per-class summary of the decisions and the most suspicious samples."""
     from .errors import SanitizerError
     from .review import render_review
 
     try:
-        render_review(data, top, class_name)
+        render_review(data, top, class_name, by)
     except SanitizerError as e:
         raise click.ClickException(str(e)) from None
 

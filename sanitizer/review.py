@@ -1,5 +1,7 @@
-"""What `sanitize inspect` shows: decisions per class and the top flagged samples, most
-suspicious first. Ground truth is shown beside them only when a benchmark run wrote it."""
+"""What `sanitize inspect` shows: decisions per class and the top samples by one suspicion
+signal. The default lists flagged samples by AdvrBD's consistency; `--by gap` lists samples of
+any decision by their purification gap, which is where faint-trigger poisons that the pipeline
+kept show up. Ground truth is shown beside them only when a benchmark run wrote it."""
 
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ def load_review(data: str | Path) -> tuple[pl.DataFrame, list[str]]:
     paths = Paths(data)
     decisions = read_manifest(paths.decisions, ["sample_id", "label", "decision", "new_label", "confidence", "reason"])
     ident = read_manifest(paths.identify, ["sample_id", "consistency"])
-    df = decisions.join(ident.select("sample_id", "consistency"), on="sample_id")
+    scores = read_manifest(paths.scores, ["sample_id", "gap"])
+    df = decisions.join(ident.select("sample_id", "consistency"), on="sample_id").join(scores.select("sample_id", "gap"), on="sample_id")
     truth_path = paths.truth
     if truth_path.exists() and meta_value(truth_path, "attack") != "none":
         truth = read_manifest(truth_path, ["sample_id", "is_poison"])
@@ -41,14 +44,23 @@ def class_summary(df: pl.DataFrame, classes: list[str]) -> pl.DataFrame:
     return summary.with_columns(pl.col("label").map_elements(lambda i: classes[i], return_dtype=pl.String).alias("class"))
 
 
-def top_flagged(df: pl.DataFrame, top: int, class_index: int | None = None) -> pl.DataFrame:
-    flagged = df.filter(pl.col("decision") != "keep")
+# signal -> (only flagged samples?, table title); higher = more suspicious for both.
+RANKINGS = {
+    "consistency": (True, "Top {top} flagged samples (most suspicious first)"),
+    "gap": (False, "Top {top} samples by purification gap, any decision"),
+}
+
+
+def top_samples(df: pl.DataFrame, top: int, by: str = "consistency", class_index: int | None = None) -> pl.DataFrame:
+    flagged_only, _ = RANKINGS[by]
+    if flagged_only:
+        df = df.filter(pl.col("decision") != "keep")
     if class_index is not None:
-        flagged = flagged.filter(pl.col("label") == class_index)
-    return flagged.sort(["consistency", "sample_id"], descending=[True, False]).head(top)
+        df = df.filter(pl.col("label") == class_index)
+    return df.sort([by, "sample_id"], descending=[True, False]).head(top)
 
 
-def render_review(data: str | Path, top: int, class_name: str | None) -> None:
+def render_review(data: str | Path, top: int, class_name: str | None, by: str = "consistency") -> None:
     df, classes = load_review(data)
     class_index = None
     if class_name is not None:
@@ -63,12 +75,15 @@ def render_review(data: str | Path, top: int, class_name: str | None) -> None:
         summary.add_row(row["class"], *(str(row[c]) for c in ("samples", "keep", "relabel", "drop")))
     console.print(summary)
 
-    table = Table(title=f"Top {top} flagged samples (most suspicious first)")
-    columns = ["sample_id", "given", "decision", "new label", "confidence", "consistency"]
+    table = Table(title=RANKINGS[by][1].format(top=top))
+    # Short headers: the table must fit 80 columns, rich's width when output is piped; sample
+    # IDs are never cut, class names wrap instead.
+    rows = top_samples(df, top, by, class_index)
+    table.add_column("sample_id", no_wrap=True, min_width=max([9, *rows["sample_id"].str.len_chars()]))
     has_truth = "is_poison" in df.columns
-    for col in columns + (["poisoned?"] if has_truth else []):
-        table.add_column(col)
-    for row in top_flagged(df, top, class_index).iter_rows(named=True):
+    for col in ["given", "decision", "new", "conf.", "consist.", "gap"] + (["poison"] if has_truth else []):
+        table.add_column(col, justify="right" if col in ("conf.", "consist.", "gap") else "left")
+    for row in rows.iter_rows(named=True):
         cells = [
             row["sample_id"],
             classes[row["label"]],
@@ -76,6 +91,7 @@ def render_review(data: str | Path, top: int, class_name: str | None) -> None:
             classes[row["new_label"]] if row["decision"] == "relabel" else "",
             f"{row['confidence']:.2f}",
             f"{row['consistency']:.2f}",
+            f"{row['gap']:.2f}",
         ]
         table.add_row(*cells, *([str(row["is_poison"])] if has_truth else []))
     console.print(table)

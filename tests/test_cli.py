@@ -54,6 +54,8 @@ def _write_review_data(root, with_truth: bool):
         {"classes": CLASSES},
     )
     write_manifest(pl.DataFrame({"sample_id": ids, "consistency": [2.0, 5.0, 0.1, -1.0, 3.0, 0.0]}), paths.identify, "identify")
+    gap = [0.2, 0.1, 4.0, 0.3, 1.5, 2.5]
+    write_manifest(pl.DataFrame({"sample_id": ids, "score": [0.0] * 6, "loss": [0.0] * 6, "gap": gap}), paths.scores, "score")
     truth = {"sample_id": ids, "is_poison": [True, True, False, False, False, False], "original_label": [0] * 6, "attack": ["badnets"] * 6}
     if with_truth:
         write_manifest(pl.DataFrame(truth), paths.truth, "ingest", {"attack": "badnets"})
@@ -67,7 +69,7 @@ def test_inspect_summarises_per_class_and_ranks_flagged_by_suspicion(tmp_path):
     # The two most suspicious flagged samples, most suspicious first; s0 (2.0) is third.
     assert out.index("s1") < out.index("s4")
     assert "s0" not in out.split("Top 2")[1]
-    assert "poisoned?" in out
+    assert "poison" in out
     dog_row = next(line for line in out.splitlines() if "dog" in line and "│" in line)
     assert [c.strip() for c in dog_row.split("│")[1:-1]] == ["dog", "3", "1", "1", "1"]
 
@@ -78,9 +80,24 @@ def test_inspect_filters_by_class_and_rejects_unknown_class(tmp_path):
     assert result.exit_code == 0
     flagged_part = result.output.split("Top 20")[1]
     assert "s4" in flagged_part and "s1" not in flagged_part and "s0" not in flagged_part
-    assert "poisoned?" not in result.output
+    assert "poison" not in result.output
     bad = CliRunner().invoke(main, ["inspect", "--data", str(tmp_path), "--class", "horse"])
     assert bad.exit_code == 1 and "unknown class 'horse'" in bad.output
+
+
+def test_inspect_by_gap_ranks_every_decision_so_kept_faint_trigger_poisons_show(tmp_path):
+    _write_review_data(tmp_path, with_truth=True)
+    result = CliRunner().invoke(main, ["inspect", "--data", str(tmp_path), "--by", "gap", "--top", "3"])
+    assert result.exit_code == 0, result.output
+    listed = result.output.split("Top 3 samples by purification gap")[1]
+    # Kept s2 (4.0) and s5 (2.5) lead, then relabelled s4 (1.5); s0 (0.2) is fourth.
+    assert listed.index("s2") < listed.index("s5") < listed.index("s4")
+    assert "s0" not in listed
+    row = next(line for line in listed.splitlines() if "s2" in line)
+    assert [c.strip() for c in row.split("│")[1:-1]][-2:] == ["4.00", "False"]
+    bird = CliRunner().invoke(main, ["inspect", "--data", str(tmp_path), "--by", "gap", "--class", "bird"])
+    listed = bird.output.split("Top 20 samples by purification gap")[1]
+    assert listed.index("s5") < listed.index("s4") and "s2" not in listed
 
 
 def test_inspect_without_pipeline_output_says_what_to_run(tmp_path):
