@@ -193,12 +193,20 @@ class PartitionConfig:
     # What "trusted" means: high Eq. 3 robustness score R (the paper), high loss at the given
     # label, or both (each sample ranked by the weaker of the two).
     by: typing.Literal["robustness", "loss", "both"] = "loss"
-    # Seed samples whose purification gap exceeds this many nats are left out of D_s (the
-    # seed shrinks); null = no gap filter.
-    max_gap: float | None = None
+    # Purification-gap filter; null = off. In a suspected target class, samples whose gap
+    # exceeds max_gap nats are barred from D_s: left out of the seed and never grown into it.
+    max_gap: float | None = 1.25
+    # A class is a suspected target when its share of samples with gap > target_gap is this
+    # many MAD anomaly indexes above the median class.
+    target_gap: float = 2.0
+    min_anomaly: float = 10.0
 
     def validate(self):
         _range(self, "rate", 0.001, 0.99)
+        _range(self, "target_gap", 0.0, 100.0)
+        _range(self, "min_anomaly", 0.0, 1e6)
+        if self.max_gap is not None:
+            _range(self, "max_gap", 0.0, 100.0)
 
 
 @section("enhance")

@@ -190,10 +190,34 @@ def partition(params, paths: Paths) -> None:
 
     cfg = config("partition", params)
     scores = read_manifest(paths.scores, ["sample_id", "score", "loss", "gap"])
-    eligible = None if cfg.max_gap is None else scores["gap"].to_numpy() <= cfg.max_gap
-    seed = split_seed(scores["score"].to_numpy(), scores["loss"].to_numpy(), cfg.rate, cfg.by, eligible)
-    df = pl.DataFrame({"sample_id": scores["sample_id"], "subset": np.where(seed, "seed", "rest")})
-    write_manifest(df, paths.partition, "partition")
+    barred, targets = None, []
+    if cfg.max_gap is not None:
+        barred, targets = _bar_by_gap(cfg, paths, scores)
+    seed = split_seed(scores["score"].to_numpy(), scores["loss"].to_numpy(), cfg.rate, cfg.by, None if barred is None else ~barred)
+    subset = np.where(seed, "seed", np.where(barred if barred is not None else False, "barred", "rest"))
+    df = pl.DataFrame({"sample_id": scores["sample_id"], "subset": subset})
+    write_manifest(df, paths.partition, "partition", {"suspected_targets": targets})
+
+
+def _bar_by_gap(cfg, paths: Paths, scores: pl.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """Samples barred from D_s: a high purification gap inside a suspected target class."""
+    from .progress import log
+    from .purification import class_anomaly
+    from .store import SampleStore
+
+    store = SampleStore(paths.store)
+    train = store.split("train")
+    _aligned(scores, train.sample_ids, "scores.parquet")
+    gap = scores["gap"].to_numpy()
+    anomaly = class_anomaly(gap, train.labels, len(store.classes), cfg.target_gap)
+    targets = np.flatnonzero(anomaly > cfg.min_anomaly)
+    barred = np.isin(train.labels, targets) & (gap > cfg.max_gap)
+    top = int(np.argmax(anomaly))
+    if not len(targets):
+        log(f"partition: no class looks like a backdoor target by purification gap (highest anomaly index {anomaly[top]:.1f}, {store.classes[top]})")
+    for c in targets:
+        log(f"partition: {store.classes[c]} looks like a backdoor target (anomaly index {anomaly[c]:.1f}); {int((barred & (train.labels == c)).sum())} of its samples barred from D_s")
+    return barred, [store.classes[c] for c in targets]
 
 
 @stage("enhance", ("enhance/rounds.parquet", "enhance/enhanced.pt", "enhance/rounds"))
@@ -212,6 +236,7 @@ def enhance(params, paths: Paths) -> None:
         part["subset"].to_numpy() == "seed",
         config("enhance", params),
         config("train", params),
+        barred=part["subset"].to_numpy() == "barred",
     )
     df = pl.DataFrame({"sample_id": train.sample_ids, "joined_round": result.joined_round, "consistency": result.consistency})
     write_manifest(df, paths.rounds, "enhance", {"joined_round": "round the sample entered D_s; 0 = seed, -1 = never"})

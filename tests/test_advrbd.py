@@ -201,3 +201,22 @@ def test_enhance_epochs_without_ascent_lowers_seed_loss_too():
     after = _per_sample_loss(model, images, labels)
     assert after[in_seed_plain].mean() < before[in_seed_plain].mean()
     assert after[~in_seed_plain].mean() < before[~in_seed_plain].mean()
+
+
+def test_enhance_never_grows_barred_samples_into_the_seed():
+    from sanitizer.defenses.advrbd import enhance
+
+    images, labels, in_seed = _enhance_problem(0)
+    factory = lambda: build_model("small_cnn", (1, 8, 8), 2)  # noqa: E731
+    torch.manual_seed(0)
+    suspect = factory()
+    # Rounds 1 and 2 move 80 samples each: more than the 160 - 30 unbarred rest samples.
+    cfg = config("enhance", {"enhance": {"rounds": 3, "rate": 0.4, "batch_size": 32, "clean_epochs": 1}})
+    train_cfg = config("train", {"train": {"epochs": 1, "batch_size": 32}})
+    barred = np.zeros(len(labels), bool)
+    barred[np.flatnonzero(~in_seed)[:30]] = True
+    joined = enhance(suspect, factory, images, labels, in_seed, cfg, train_cfg, barred=barred).joined_round
+    assert (joined[barred] == -1).all()
+    assert (joined[~barred] >= 0).all()
+    unbarred = enhance(suspect, factory, images, labels, in_seed, cfg, train_cfg).joined_round
+    assert (unbarred[barred] >= 0).any()  # without the bar some of them do join

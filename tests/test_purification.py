@@ -7,7 +7,7 @@ from sanitizer.config import config
 from sanitizer.defenses.advrbd import partition
 from sanitizer.errors import SanitizerError
 from sanitizer.models import build_model
-from sanitizer.purification import purification_gap, purify
+from sanitizer.purification import class_anomaly, purification_gap, purify
 from sanitizer.training import fit
 
 
@@ -94,20 +94,70 @@ def test_purify_config_rejects_bad_values(key, value):
         config("purify", {"purify": {key: value}})
 
 
-def test_partition_stage_leaves_high_gap_samples_out_of_the_seed(tmp_path):
-    from sanitizer.manifest import read_manifest, write_manifest
-    from sanitizer.pipeline import Paths, partition as partition_stage
+@pytest.mark.parametrize("key,value", [("max_gap", -0.5), ("target_gap", -1.0), ("min_anomaly", -1.0)])
+def test_partition_config_rejects_bad_gap_values(key, value):
+    with pytest.raises(SanitizerError, match=rf"\[partition\]\.{key}"):
+        config("partition", {"partition": {key: value}})
+
+
+def test_class_anomaly_is_the_mad_index_of_each_class_share_of_high_gaps():
+    # 1,000 samples per class; per-class share with gap > 2: four classes at 1 %, four at 2 %,
+    # a hard class at 8 % and the target at 30 %.
+    shares = [0.01, 0.01, 0.01, 0.01, 0.02, 0.02, 0.02, 0.02, 0.08, 0.30]
+    labels = np.repeat(np.arange(10), 1000)
+    gap = np.concatenate([np.where(np.arange(1000) < s * 1000, 3.0, 0.5) for s in shares])
+    anomaly = class_anomaly(gap, labels, 10, level=2.0)
+    mad = 1.4826 * 0.01  # median share 2 %, median absolute deviation 1 %
+    np.testing.assert_allclose(anomaly[[0, 8, 9]], np.array([-0.01, 0.06, 0.28]) / mad)
+    assert anomaly[9] > 10 > anomaly[8]
+
+
+def test_class_anomaly_of_a_stray_high_gap_stays_small():
+    # Median share 0 and MAD 0: the binomial noise floor keeps the index finite and low.
+    labels = np.repeat(np.arange(10), 1000)
+    assert (class_anomaly(np.zeros(10000), labels, 10, level=2.0) == 0).all()
+    gap = np.zeros(10000)
+    gap[0] = 5.0
+    np.testing.assert_allclose(class_anomaly(gap, labels, 10, level=2.0)[0], 1.0)
+
+
+def _partition_project(tmp_path):
+    """A store of 4 classes x 10 samples: class 3 (the target) has 6 high gaps, class 1 one."""
+    from sanitizer.manifest import write_manifest
+    from sanitizer.pipeline import Paths
+    from sanitizer.store import RawDataset, write_store
 
     paths = Paths(tmp_path)
-    loss = np.array([9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0])
-    gap = np.array([2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.0, 0.0, 0.0, 0.0])
-    scores = pl.DataFrame({"sample_id": np.arange(10), "score": np.zeros(10), "loss": loss, "gap": gap})
-    paths.scores.parent.mkdir(parents=True)
-    write_manifest(scores, paths.scores, "score")
-    partition_stage({"partition": {"rate": 0.3, "by": "loss", "max_gap": 1.25}}, paths)
-    assert read_manifest(paths.partition, ["subset"])["subset"].to_list() == ["rest", "seed", "seed"] + ["rest"] * 7
-    partition_stage({"partition": {"rate": 0.3, "by": "loss"}}, paths)  # max_gap null: no filter
-    assert read_manifest(paths.partition, ["subset"])["subset"].to_list() == ["seed"] * 3 + ["rest"] * 7
+    ids = np.array([f"s{i:02d}" for i in range(40)])
+    labels = np.repeat(np.arange(4), 10)
+    raw = RawDataset(np.zeros((40, 1, 2, 2), np.uint8), labels, np.array(["train"] * 40), ids, ["a", "b", "c", "d"], "toy")
+    write_store(paths.store, raw)
+    gap = np.zeros(40)
+    gap[30:36] = 3.0
+    gap[10] = 3.0
+    loss = np.arange(40.0)[::-1] % 10  # within each class, the first samples look most trusted
+    write_manifest(pl.DataFrame({"sample_id": ids, "score": np.zeros(40), "loss": loss, "gap": gap}), paths.scores, "score")
+    return paths
+
+
+def test_partition_stage_bars_high_gap_samples_of_a_suspected_target_class(tmp_path):
+    from sanitizer.manifest import meta_value, read_manifest
+    from sanitizer.pipeline import partition as partition_stage
+
+    paths = _partition_project(tmp_path)
+    # Anomaly index of class d: (0.6 - 0.05) / max(MAD 0.074, noise floor 0.1) = 5.5; class b: 0.5.
+    partition_stage({"partition": {"rate": 0.5, "by": "loss", "max_gap": 1.25, "min_anomaly": 3}}, paths)
+    subset = read_manifest(paths.partition, ["subset"])["subset"].to_numpy()
+    assert (subset[30:36] == "barred").all() and (subset != "barred").sum() == 34
+    assert subset[10] == "seed"  # a high gap outside the suspected class is no reason to bar
+    assert meta_value(paths.partition, "suspected_targets") == ["d"]
+    # The seed is the top 20 by loss (5 per class); barred d samples are left out, not replaced.
+    assert (subset == "seed").sum() == 20 - 5
+    partition_stage({"partition": {"rate": 0.5, "by": "loss", "max_gap": 1.25}}, paths)  # min_anomaly 10: nothing flagged
+    plain = read_manifest(paths.partition, ["subset"])["subset"].to_numpy()
+    partition_stage({"partition": {"rate": 0.5, "by": "loss", "max_gap": None}}, paths)  # no filter
+    assert (plain == read_manifest(paths.partition, ["subset"])["subset"].to_numpy()).all()
+    assert set(plain) == {"seed", "rest"} and meta_value(paths.partition, "suspected_targets") == []
 
 
 def test_gap_from_a_given_suspect_loss_matches_the_computed_one(backdoored):

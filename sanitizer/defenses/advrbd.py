@@ -54,7 +54,7 @@ def partition(robustness: np.ndarray, loss: np.ndarray, rate: float, by: str = "
     if eligible is not None:
         seed &= eligible
         if not seed.any():
-            raise SanitizerError("no sample may seed D_s: every trusted sample's purification gap exceeds partition.max_gap")
+            raise SanitizerError("no sample may seed D_s: every trusted sample is barred by its purification gap (partition.max_gap)")
     return seed
 
 
@@ -103,8 +103,9 @@ def train_reference(new_model, images, labels, in_seed, train_cfg: TrainConfig, 
     return fit(new_model(), images[idx], labels[idx], cfg, balanced=True, desc=desc)
 
 
-def enhance(suspect, new_model, images, labels, in_seed, cfg: EnhanceConfig, train_cfg: TrainConfig) -> EnhanceResult:
-    """Alg. 2 with a clean reference per round (see module doc). `suspect` is not modified."""
+def enhance(suspect, new_model, images, labels, in_seed, cfg: EnhanceConfig, train_cfg: TrainConfig, barred: np.ndarray | None = None) -> EnhanceResult:
+    """Alg. 2 with a clean reference per round (see module doc). `barred` samples never move
+    into D_s. `suspect` is not modified."""
     enhanced = new_model()
     enhanced.load_state_dict(suspect.state_dict())
     in_seed = in_seed.copy()
@@ -117,7 +118,7 @@ def enhance(suspect, new_model, images, labels, in_seed, cfg: EnhanceConfig, tra
         c = consistency(enhanced, clean, images, labels)
         snapshots.append((_copy_state(enhanced), _copy_state(clean)))
         if round_ < cfg.rounds:
-            rest = np.flatnonzero(~in_seed)
+            rest = np.flatnonzero(~in_seed if barred is None else ~in_seed & ~barred)
             move = rest[np.argsort(c[rest], kind="stable")[: int(round(cfg.rate * n))]]
             in_seed[move] = True
             joined[move] = round_
