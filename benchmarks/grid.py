@@ -5,10 +5,12 @@ its JSON twin (per row the keys of data/evaluate/metrics.json, plus command, con
     python benchmarks/grid.py fmnist                      # the full Fashion-MNIST grid
     python benchmarks/grid.py cifar10-cpu-reduced         # CIFAR-10, reduced for a CPU
     python benchmarks/grid.py fmnist --rows sig wanet     # re-run some rows, keep the others
+    python benchmarks/grid.py fmnist-gap-filter           # Fashion-MNIST, opt-in gap filter on
 
 Rows finish one at a time and are saved as they finish, so an interrupted grid resumes with
---rows. A grid's overrides change only the dataset (and, for the reduced CPU grid, its size); the
-attack knobs are each attack's paper defaults."""
+--rows. A grid's overrides change only the dataset (and, for the reduced CPU grid, its size)
+or switch on one named option for every row; the attack knobs are each attack's paper
+defaults."""
 
 from __future__ import annotations
 
@@ -23,6 +25,10 @@ from run_pipeline import CIFAR, REPO, auroc, machine, markdown_table, model_cell
 
 DATASETS = {
     "fmnist": ({}, "Fashion-MNIST, all 60,000 train images, small_cnn, params.yaml as committed"),
+    "fmnist-gap-filter": (
+        {"partition": {"max_gap": 1.25}},
+        "Fashion-MNIST as `fmnist`, with the opt-in purification-gap filter (partition.max_gap 1.25)",
+    ),
     # ResNet-18 on two CPU cores is ~10 min per epoch of 10k images: the CPU grid uses
     # small_cnn on a stratified 5,000-image subset (1,000 test) and 8 training epochs.
     "cifar10-cpu-reduced": (

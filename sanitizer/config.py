@@ -195,7 +195,7 @@ class PartitionConfig:
     by: typing.Literal["robustness", "loss", "both"] = "loss"
     # Purification-gap filter; null = off. In a suspected target class, samples whose gap
     # exceeds max_gap nats are barred from D_s: left out of the seed and never grown into it.
-    max_gap: float | None = 1.25
+    max_gap: float | None = None
     # A class is a suspected target when its share of samples with gap > target_gap is this
     # many MAD anomaly indexes above the median class.
     target_gap: float = 2.0
