@@ -5,6 +5,7 @@ kept show up. Ground truth is shown beside them only when a benchmark run wrote 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import polars as pl
@@ -12,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import SanitizerError
-from .manifest import meta_value, read_manifest
+from .manifest import meta_value, read_manifest, read_meta
 
 
 def load_review(data: str | Path) -> tuple[pl.DataFrame, list[str]]:
@@ -28,6 +29,15 @@ def load_review(data: str | Path) -> tuple[pl.DataFrame, list[str]]:
         truth = read_manifest(truth_path, ["sample_id", "is_poison"])
         df = df.join(truth.select("sample_id", "is_poison"), on="sample_id")
     return df, meta_value(paths.decisions, "classes")
+
+
+def suspected_targets(data: str | Path) -> list[str]:
+    """Classes the partition stage's gap filter suspected; none when the filter was off."""
+    from .pipeline import Paths
+
+    path = Paths(data).partition
+    raw = read_meta(path).get("suspected_targets") if path.exists() else None
+    return json.loads(raw) if raw else []
 
 
 def class_summary(df: pl.DataFrame, classes: list[str]) -> pl.DataFrame:
@@ -74,6 +84,9 @@ def render_review(data: str | Path, top: int, class_name: str | None, by: str = 
     for row in class_summary(df, classes).iter_rows(named=True):
         summary.add_row(row["class"], *(str(row[c]) for c in ("samples", "keep", "relabel", "drop")))
     console.print(summary)
+    targets = suspected_targets(data)
+    if targets:
+        console.print(f"Suspected backdoor target (purification gap): {', '.join(targets)}; its high-gap samples were barred from D_s")
 
     table = Table(title=RANKINGS[by][1].format(top=top))
     # Short headers: the table must fit 80 columns, rich's width when output is piped; sample

@@ -59,6 +59,7 @@ def _write_review_data(root, with_truth: bool):
     truth = {"sample_id": ids, "is_poison": [True, True, False, False, False, False], "original_label": [0] * 6, "attack": ["badnets"] * 6}
     if with_truth:
         write_manifest(pl.DataFrame(truth), paths.truth, "ingest", {"attack": "badnets"})
+        write_manifest(pl.DataFrame({"sample_id": ids, "subset": ["rest"] * 6}), paths.partition, "partition", {"suspected_targets": ["dog"]})
 
 
 def test_inspect_summarises_per_class_and_ranks_flagged_by_suspicion(tmp_path):
@@ -70,6 +71,7 @@ def test_inspect_summarises_per_class_and_ranks_flagged_by_suspicion(tmp_path):
     assert out.index("s1") < out.index("s4")
     assert "s0" not in out.split("Top 2")[1]
     assert "poison" in out
+    assert "Suspected backdoor target (purification gap): dog" in out
     dog_row = next(line for line in out.splitlines() if "dog" in line and "│" in line)
     assert [c.strip() for c in dog_row.split("│")[1:-1]] == ["dog", "3", "1", "1", "1"]
 
@@ -81,6 +83,7 @@ def test_inspect_filters_by_class_and_rejects_unknown_class(tmp_path):
     flagged_part = result.output.split("Top 20")[1]
     assert "s4" in flagged_part and "s1" not in flagged_part and "s0" not in flagged_part
     assert "poison" not in result.output
+    assert "Suspected backdoor target" not in result.output
     bad = CliRunner().invoke(main, ["inspect", "--data", str(tmp_path), "--class", "horse"])
     assert bad.exit_code == 1 and "unknown class 'horse'" in bad.output
 
