@@ -190,11 +190,11 @@ def partition(params, paths: Paths) -> None:
 
     cfg = config("partition", params)
     scores = read_manifest(paths.scores, ["sample_id", "score", "loss", "gap"])
-    barred, targets = None, []
+    barred, targets = np.zeros(len(scores), dtype=bool), []
     if cfg.max_gap is not None:
         barred, targets = _bar_by_gap(cfg, paths, scores)
-    seed = split_seed(scores["score"].to_numpy(), scores["loss"].to_numpy(), cfg.rate, cfg.by, None if barred is None else ~barred)
-    subset = np.where(seed, "seed", np.where(barred if barred is not None else False, "barred", "rest"))
+    seed = split_seed(scores["score"].to_numpy(), scores["loss"].to_numpy(), cfg.rate, cfg.by, eligible=~barred)
+    subset = np.where(seed, "seed", np.where(barred, "barred", "rest"))
     df = pl.DataFrame({"sample_id": scores["sample_id"], "subset": subset})
     write_manifest(df, paths.partition, "partition", {"suspected_targets": targets})
 
