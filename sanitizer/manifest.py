@@ -51,5 +51,12 @@ def read_meta(path: str | Path) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in raw.items() if not k.startswith(b"ARROW")}
 
 
-def meta_value(path: str | Path, key: str):
-    return json.loads(read_meta(path)[key])
+_REQUIRED = object()
+
+
+def meta_value(path: str | Path, key: str, default=_REQUIRED):
+    """A JSON metadata value; `default` when given and the manifest predates the key."""
+    meta = read_meta(path)
+    if key not in meta and default is not _REQUIRED:
+        return default
+    return json.loads(meta[key])

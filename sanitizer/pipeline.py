@@ -206,17 +206,17 @@ def _bar_by_gap(cfg, paths: Paths, scores: pl.DataFrame) -> tuple[np.ndarray, li
     from .store import SampleStore
 
     store = SampleStore(paths.store)
-    train = store.split("train")
-    _aligned(scores, train.sample_ids, "scores.parquet")
-    gap = scores["gap"].to_numpy()
-    anomaly = class_anomaly(gap, train.labels, len(store.classes), cfg.target_gap)
+    train = store.rows("train")  # labels only: the images are not needed here
+    _aligned(scores, train["sample_id"].to_numpy(), "scores.parquet")
+    gap, labels = scores["gap"].to_numpy(), train["label"].to_numpy()
+    anomaly = class_anomaly(gap, labels, len(store.classes), cfg.target_gap)
     targets = np.flatnonzero(anomaly > cfg.min_anomaly)
-    barred = np.isin(train.labels, targets) & (gap > cfg.max_gap)
+    barred = np.isin(labels, targets) & (gap > cfg.max_gap)
     top = int(np.argmax(anomaly))
     if not len(targets):
         log(f"partition: no class looks like a backdoor target by purification gap (highest anomaly index {anomaly[top]:.1f}, {store.classes[top]})")
     for c in targets:
-        log(f"partition: {store.classes[c]} looks like a backdoor target (anomaly index {anomaly[c]:.1f}); {int((barred & (train.labels == c)).sum())} of its samples barred from D_s")
+        log(f"partition: {store.classes[c]} looks like a backdoor target (anomaly index {anomaly[c]:.1f}); {int((barred & (labels == c)).sum())} of its samples barred from D_s")
     return barred, [store.classes[c] for c in targets]
 
 

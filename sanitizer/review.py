@@ -5,7 +5,6 @@ kept show up. Ground truth is shown beside them only when a benchmark run wrote 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import polars as pl
@@ -13,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import SanitizerError
-from .manifest import meta_value, read_manifest, read_meta
+from .manifest import meta_value, read_manifest
 
 
 def load_review(data: str | Path) -> tuple[pl.DataFrame, list[str]]:
@@ -36,8 +35,7 @@ def suspected_targets(data: str | Path) -> list[str]:
     from .pipeline import Paths
 
     path = Paths(data).partition
-    raw = read_meta(path).get("suspected_targets") if path.exists() else None
-    return json.loads(raw) if raw else []
+    return meta_value(path, "suspected_targets", default=[]) if path.exists() else []
 
 
 def class_summary(df: pl.DataFrame, classes: list[str]) -> pl.DataFrame:

@@ -103,8 +103,12 @@ class SampleStore:
         shards = sorted((self.path / "shards").glob("shard-*.npy"))
         return np.concatenate([np.load(s) for s in shards])
 
+    def rows(self, name: str) -> pl.DataFrame:
+        """samples.parquet's rows of one split, in sample_id order."""
+        return self.samples.filter(pl.col("split") == name)
+
     def split(self, name: str) -> "Split":
-        df = self.samples.filter(pl.col("split") == name)
+        df = self.rows(name)
         return Split(
             sample_ids=df["sample_id"].to_numpy(),
             labels=df["label"].to_numpy(),

@@ -109,6 +109,7 @@ def enhance(suspect, new_model, images, labels, in_seed, cfg: EnhanceConfig, tra
     enhanced = new_model()
     enhanced.load_state_dict(suspect.state_dict())
     in_seed = in_seed.copy()
+    barred = np.zeros_like(in_seed) if barred is None else barred
     joined = np.where(in_seed, 0, -1)
     snapshots = []
     n = len(labels)
@@ -118,7 +119,7 @@ def enhance(suspect, new_model, images, labels, in_seed, cfg: EnhanceConfig, tra
         c = consistency(enhanced, clean, images, labels)
         snapshots.append((_copy_state(enhanced), _copy_state(clean)))
         if round_ < cfg.rounds:
-            rest = np.flatnonzero(~in_seed if barred is None else ~in_seed & ~barred)
+            rest = np.flatnonzero(~(in_seed | barred))
             move = rest[np.argsort(c[rest], kind="stable")[: int(round(cfg.rate * n))]]
             in_seed[move] = True
             joined[move] = round_
