@@ -45,8 +45,9 @@ TRUST = {
 
 def partition(robustness: np.ndarray, loss: np.ndarray, rate: float, by: str = "robustness", eligible: np.ndarray | None = None) -> np.ndarray:
     """Alg. 1: the `rate` most trusted samples form the seed D_s (True). With `eligible`, the
-    ineligible ones among them are left out, not replaced: the next most trusted are easier
-    samples, and on Fashion-MNIST replacing pulled BadNets poisons in (3 -> 10)."""
+    ineligible ones among them are left out, not replaced: on Fashion-MNIST, refilling their
+    places from the same class's next most trusted samples let Adaptive-Blend's backdoor
+    through (ASR 0.08 -> 6.69 %)."""
     k = max(1, int(round(rate * len(robustness))))
     order = np.argsort(-TRUST[by](robustness, loss), kind="stable")
     seed = np.zeros(len(robustness), dtype=bool)
