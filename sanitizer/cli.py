@@ -7,7 +7,7 @@ import sys
 
 import click
 
-STAGE_NAMES = ("ingest", "train_suspect", "train_oracle", "score", "partition", "enhance", "identify", "train_clean", "relabel", "evaluate")
+from .layout import STAGE_NAMES
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -4,16 +4,43 @@ sections it declares in dvc.yaml, so an unknown key or a wrong value fails befor
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import yaml
 
 from .errors import SanitizerError
 
 SECTIONS: dict[str, type] = {}
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+@dataclass(frozen=True)
+class Range:
+    """Allowed values of a numeric param; an open end excludes its bound."""
+
+    lo: float
+    hi: float
+    open_lo: bool = False
+
+    def text(self) -> str:
+        return f"{'(' if self.open_lo else '['}{self.lo}, {self.hi}]"
+
+    def contains(self, v: float) -> bool:
+        return (self.lo < v if self.open_lo else self.lo <= v) and v <= self.hi
+
+
+# The shapes most params take: numbers from YAML are checked against one of these.
+Count = Annotated[int, Range(1, 1_000_000)]
+Batch = Annotated[int, Range(1, 1 << 20)]
+Seed = Annotated[int, Range(0, 2**32 - 1)]
+Fraction = Annotated[float, Range(0.0, 1.0)]
+Rate = Annotated[float, Range(0.0, 10.0, open_lo=True)]  # learning rates, strengths: > 0
 
 
 def section(name: str):
@@ -27,6 +54,13 @@ def section(name: str):
 
 
 def _check(value, hint, where: str):
+    if typing.get_origin(hint) is Annotated:
+        base, *extras = typing.get_args(hint)
+        value = _check(value, base, where)
+        for bound in (e for e in extras if isinstance(e, Range)):
+            if value is not None and not bound.contains(value):
+                raise SanitizerError(f"{where} must be in {bound.text()}, got {value}")
+        return value
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(hint)
@@ -40,19 +74,32 @@ def _check(value, hint, where: str):
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise SanitizerError(f"{where} must be a list, got {value!r}")
-        return tuple(_check(v, typing.get_args(hint)[0], where) for v in value)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        raise SanitizerError(f"{where} must be {hint.__name__}, got {value!r}")
+        return tuple(_check(v, typing.get_args(hint)[0], f"{where}[{i}]") for i, v in enumerate(value))
+    if hint is float:
+        # YAML 1.1 reads 1e-3 (no dot) as a string: take it as the number it spells.
+        if isinstance(value, str) and NUMBER.fullmatch(value.strip()):
+            value = float(value)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SanitizerError(f"{where} must be a finite number, got {value}")
+    if not isinstance(value, hint) or (hint in (int, float) and isinstance(value, bool)):
+        raise SanitizerError(f"{where} must be {_kind(hint)}, got {value!r}")
     return value
 
 
-def build(cls, values: dict | None):
-    values = dict(values or {})
-    hints = typing.get_type_hints(cls)
+def _kind(hint) -> str:
+    return {int: "a whole number", float: "a number", str: "text", bool: "true or false"}.get(hint, hint.__name__)
+
+
+def build(cls, values):
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise SanitizerError(f"params.yaml [{cls.section}] must be a mapping of keys to values (key: value lines), got {values!r}")
+    hints = typing.get_type_hints(cls, include_extras=True)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
+    unknown = sorted(str(k) for k in set(values) - names)
     if unknown:
         raise SanitizerError(f"params.yaml [{cls.section}]: unknown key(s) {unknown}; known: {sorted(names)}")
     checked = {k: _check(v, hints[k], f"params.yaml [{cls.section}].{k}") for k, v in values.items()}
@@ -63,10 +110,10 @@ def build(cls, values: dict | None):
     return obj
 
 
-def _range(cfg, name: str, lo: float, hi: float):
-    value = getattr(cfg, name)
-    if not lo <= value <= hi:
-        raise SanitizerError(f"params.yaml [{cfg.section}].{name} must be in [{lo}, {hi}], got {value}")
+def _at_least(cfg, name: str, lo: float) -> None:
+    """A bound that depends on another key of the same section."""
+    if getattr(cfg, name) < lo:
+        raise SanitizerError(f"params.yaml [{cfg.section}].{name} must be at least {lo}, got {getattr(cfg, name)}")
 
 
 @section("data")
@@ -74,57 +121,39 @@ class DataConfig:
     source: str = "fashion-mnist"
     path: str | None = None
     # Held-out test fraction for sources that ship no test split (imagefolder, parquet).
-    test_fraction: float = 0.1
+    test_fraction: Annotated[float, Range(0.0, 0.9)] = 0.1
     # Keep only this many train (and limit // 5 test) samples, stratified; 0 keeps all.
-    limit: int = 0
+    limit: Annotated[int, Range(0, 10**9)] = 0
     image_column: str = "image"
     label_column: str = "label"
-    seed: int = 0
-
-    def validate(self):
-        _range(self, "test_fraction", 0.0, 0.9)
-        _range(self, "limit", 0, 10**9)
+    seed: Seed = 0
 
 
 @section("attack")
 class AttackConfig:
     name: str = "none"
-    rate: float = 0.05
-    target: int = 1
+    rate: Fraction = 0.05
+    target: Annotated[int, Range(0, 1_000_000)] = 1
     mode: typing.Literal["all-to-one", "all-to-all"] = "all-to-one"
-    seed: int = 0
+    seed: Seed = 0
     # Knobs left null take the attack's own (paper) default.
-    trigger_size: int | None = None
+    trigger_size: Annotated[int | None, Range(1, 4096)] = None
     position: typing.Literal["bottom-right", "bottom-left", "top-right", "top-left", "center"] = "bottom-right"
-    alpha: float | None = None
+    alpha: Annotated[float | None, Range(0.0, 1.0)] = None
     pattern: str | None = None
-    cover_rate: float | None = None
-    source: int = 0
-    delta: float = 20.0
-    delta_test: float = 40.0
-    frequency: int = 6
-    warp_k: int = 4
-    warp_s: float = 0.5
-    grid_rescale: float = 1.0
-    pieces: int = 16
-    train_alpha: float = 0.15
-    patch_alphas: tuple[float, ...] = (0.5, 0.2, 0.5, 0.3)
-    patches_per_sample: int = 2
-    generator_epochs: int = 2
-
-    def validate(self):
-        _range(self, "rate", 0.0, 1.0)
-        for name in ("alpha", "cover_rate", "train_alpha"):
-            if getattr(self, name) is not None:
-                _range(self, name, 0.0, 1.0)
-        if self.trigger_size is not None:
-            _range(self, "trigger_size", 1, 4096)
-        _range(self, "delta", 0.0, 255.0)
-        _range(self, "delta_test", 0.0, 255.0)
-        _range(self, "warp_k", 2, 1024)
-        for a in self.patch_alphas:
-            if not 0.0 <= a <= 1.0:
-                raise SanitizerError(f"params.yaml [attack].patch_alphas must each be in [0, 1], got {a}")
+    cover_rate: Annotated[float | None, Range(0.0, 1.0)] = None
+    source: Annotated[int, Range(0, 1_000_000)] = 0
+    delta: Annotated[float, Range(0.0, 255.0)] = 20.0
+    delta_test: Annotated[float, Range(0.0, 255.0)] = 40.0
+    frequency: Annotated[int, Range(1, 1000)] = 6
+    warp_k: Annotated[int, Range(2, 1024)] = 4
+    warp_s: Rate = 0.5
+    grid_rescale: Rate = 1.0
+    pieces: Annotated[int, Range(1, 4096)] = 16
+    train_alpha: Fraction = 0.15
+    patch_alphas: tuple[Fraction, ...] = (0.5, 0.2, 0.5, 0.3)
+    patches_per_sample: Annotated[int, Range(1, 64)] = 2
+    generator_epochs: Count = 2
 
 
 @section("model")
@@ -135,34 +164,27 @@ class ModelConfig:
 
 @section("train")
 class TrainConfig:
-    epochs: int = 3
-    batch_size: int = 128
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    epochs: Annotated[int, Range(1, 10_000)] = 3
+    batch_size: Batch = 128
+    lr: Rate = 0.05
+    momentum: Annotated[float, Range(0.0, 0.999)] = 0.9
+    weight_decay: Annotated[float, Range(0.0, 1.0)] = 5e-4
     augment: bool = False
-    seed: int = 0
-
-    def validate(self):
-        _range(self, "epochs", 1, 10_000)
-        _range(self, "batch_size", 1, 1 << 20)
+    seed: Seed = 0
 
 
 @section("score")
 class ScoreConfig:
-    eps: float = 16 / 255
-    steps: int = 2
+    eps: Annotated[float, Range(0.0, 1.0, open_lo=True)] = 16 / 255
+    steps: Annotated[int, Range(1, 1000)] = 2
     # Side of the random square patch mask, as a fraction of the image side (drawn per sample).
-    patch_min: float = 0.25
-    patch_max: float = 0.5
-    batch_size: int = 1024
-    seed: int = 0
+    patch_min: Annotated[float, Range(0.0, 1.0, open_lo=True)] = 0.25
+    patch_max: Annotated[float, Range(0.0, 1.0, open_lo=True)] = 0.5
+    batch_size: Batch = 1024
+    seed: Seed = 0
 
     def validate(self):
-        _range(self, "eps", 0.0, 1.0)
-        _range(self, "steps", 1, 1000)
-        _range(self, "patch_min", 0.0, 1.0)
-        _range(self, "patch_max", self.patch_min, 1.0)
+        _at_least(self, "patch_max", self.patch_min)
 
 
 @section("purify")
@@ -170,105 +192,86 @@ class PurifyConfig:
     # PBE-style adversarial fine-tuning of a copy of the suspect (see sanitizer.purification).
     # A larger eps than PBE's 6/255: on Fashion-MNIST, 6/255 left Adaptive-Blend at 100 %
     # ASR and 16/255 left Adaptive-Patch at 100 %.
-    eps: float = 32 / 255
-    steps: int = 7
-    fraction: float = 0.05  # random share of the train set the examples are crafted from
-    epochs: int = 2
-    lr: float = 0.01
-    batch_size: int = 128
-    seed: int = 0
-
-    def validate(self):
-        _range(self, "eps", 0.0, 1.0)
-        _range(self, "steps", 1, 1000)
-        _range(self, "fraction", 0.0001, 1.0)
-        _range(self, "epochs", 1, 1000)
-        _range(self, "batch_size", 1, 1 << 20)
+    eps: Annotated[float, Range(0.0, 1.0, open_lo=True)] = 32 / 255
+    steps: Annotated[int, Range(1, 1000)] = 7
+    fraction: Annotated[float, Range(0.0001, 1.0)] = 0.05  # random share of the train set the examples are crafted from
+    epochs: Annotated[int, Range(1, 1000)] = 2
+    lr: Rate = 0.01
+    batch_size: Batch = 128
+    seed: Seed = 0
 
 
 @section("partition")
 class PartitionConfig:
     # Fraction of the train set, most trusted first, that seeds the clean set D_s.
-    rate: float = 0.2
+    rate: Annotated[float, Range(0.001, 0.99)] = 0.2
     # What "trusted" means: high Eq. 3 robustness score R (the paper), high loss at the given
     # label, or both (each sample ranked by the weaker of the two).
     by: typing.Literal["robustness", "loss", "both"] = "loss"
     # Purification-gap filter; null = off. In a suspected target class, samples whose gap
     # exceeds max_gap nats are barred from D_s: left out of the seed and never grown into it.
-    max_gap: float | None = None
+    max_gap: Annotated[float | None, Range(0.0, 100.0, open_lo=True)] = None
     # A class is a suspected target when its share of samples with gap > target_gap is this
     # many MAD anomaly indexes above the median class.
-    target_gap: float = 2.0
-    min_anomaly: float = 10.0
-
-    def validate(self):
-        _range(self, "rate", 0.001, 0.99)
-        _range(self, "target_gap", 0.0, 100.0)
-        _range(self, "min_anomaly", 0.0, 1e6)
-        if self.max_gap is not None:
-            _range(self, "max_gap", 0.0, 100.0)
+    target_gap: Annotated[float, Range(0.0, 100.0)] = 2.0
+    min_anomaly: Annotated[float, Range(0.0, 1e6)] = 10.0
 
 
 @section("enhance")
 class EnhanceConfig:
-    rounds: int = 3
+    rounds: Annotated[int, Range(0, 100)] = 3
     # Fraction of the train set moved from D_r to D_s after each round.
-    rate: float = 0.1
-    epochs: int = 1
-    batch_size: int = 256
-    lr: float = 0.01
+    rate: Annotated[float, Range(0.0, 0.5)] = 0.1
+    epochs: Annotated[int, Range(1, 1000)] = 1
+    batch_size: Batch = 256
+    lr: Rate = 0.01
     # Weight of the (bounded) gradient ascent on D_s against descent on D_r (Eq. 4).
-    ascent_weight: float = 1.0
+    ascent_weight: Annotated[float, Range(0.0, 100.0)] = 1.0
     # Ascent stops pushing a batch once its loss exceeds this (flooding), so it cannot diverge.
-    flood: float = 5.0
+    flood: Annotated[float, Range(0.0, 100.0, open_lo=True)] = 5.0
     # Epochs of the per-round clean reference trained on D_s (few: a rare poison left in
     # D_s must not get the time to plant the backdoor in it).
-    clean_epochs: int = 2
-    seed: int = 0
-
-    def validate(self):
-        _range(self, "rounds", 0, 100)
-        _range(self, "rate", 0.0, 0.5)
-        _range(self, "epochs", 1, 1000)
+    clean_epochs: Annotated[int, Range(1, 1000)] = 2
+    seed: Seed = 0
 
 
 @section("identify")
 class IdentifyConfig:
     # Suspected when log p_E(y|x) - log p_C(y|x) exceeds this, in nats (1.25: E fits the
     # given label e^1.25 = 3.5 times more confidently than C).
-    threshold: float = 1.25
+    threshold: Annotated[float, Range(0.0, 100.0)] = 1.25
 
 
 @section("relabel")
 class RelabelConfig:
     # Fine-tuning on clean + relabelled samples (Eq. 5).
-    epochs: int = 2
-    lr: float = 0.01
+    epochs: Annotated[int, Range(1, 1000)] = 2
+    lr: Rate = 0.01
     # Suspected samples the clean model labels with less confidence than this are dropped.
-    min_confidence: float = 0.5
+    min_confidence: Fraction = 0.5
     # Suspected samples the clean model gives their own label with at least this confidence
     # are false alarms and kept.
-    rescue_confidence: float = 0.9
-
-    def validate(self):
-        _range(self, "min_confidence", 0.0, 1.0)
-        _range(self, "rescue_confidence", 0.0, 1.0)
+    rescue_confidence: Fraction = 0.9
 
 
 @section("evaluate")
 class EvaluateConfig:
-    batch_size: int = 1024
+    batch_size: Batch = 1024
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:
     path = Path(path)
-    if not path.exists():
+    if not path.is_file():
         raise SanitizerError(f"params file {path} not found")
     try:
         params = yaml.safe_load(path.read_text()) or {}
+    except UnicodeDecodeError:
+        raise SanitizerError(f"{path} is not a text file") from None
     except yaml.YAMLError as e:
         raise SanitizerError(f"{path} is not valid YAML: {e}") from None
-    unknown = sorted(set(params) - set(SECTIONS))
+    if not isinstance(params, dict):
+        raise SanitizerError(f"{path} must be a mapping of sections (data:, train:, ...), got {type(params).__name__}")
+    unknown = sorted(str(k) for k in set(params) - set(SECTIONS))
     if unknown:
         raise SanitizerError(f"{path}: unknown section(s) {unknown}; known: {sorted(SECTIONS)}")
     # Validate every section up front: a typo anywhere fails before any stage does work.

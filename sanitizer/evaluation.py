@@ -9,23 +9,22 @@ import numpy as np
 import polars as pl
 import torch
 
-from .config import config
 from .io import atomic_path, read_json, write_json
-from .manifest import read_manifest
+from .layout import TIMED_STAGES
+from .manifest import read_aligned
 from .metrics import auroc, detection, roc_curve
 from .store import SampleStore
 from .training import as_tensor, load_model, predict
 
 MODELS_EVALUATED = {"no_defense": "suspect", "oracle": "oracle", "clean": "clean", "defended": "defended"}
-TIMED_STAGES = ("ingest", "train_suspect", "train_oracle", "score", "partition", "enhance", "identify", "train_clean", "relabel")
 
 
 class Bench:
     """Clean test images for ACC and triggered non-target test images for ASR."""
 
-    def __init__(self, params, store: SampleStore, asr: Path):
+    def __init__(self, arch: str, store: SampleStore, asr: Path):
         test = store.split("test")
-        self.arch = config("model", params).arch
+        self.arch = arch
         self.store = store
         self.x, self.y = as_tensor(test.images), as_tensor(test.labels)
         self.x_bd = as_tensor(np.load(asr / "images.npy"))
@@ -47,14 +46,17 @@ class Bench:
         return self.measure(model)
 
 
-def evaluate(params, paths) -> None:
+def evaluate(cfg, paths) -> None:
     store = SampleStore(paths.store)
-    bench = Bench(params, store, paths.asr)
-    truth = read_manifest(paths.truth, ["sample_id", "is_poison", "is_cover", "original_label"])
-    has_truth = config("attack", params).name != "none"
-    decisions = read_manifest(paths.decisions, ["sample_id", "decision", "new_label", "label"])
-    scores = read_manifest(paths.scores, ["sample_id", "score", "loss", "gap"])
-    rounds = read_manifest(paths.rounds, ["sample_id", "consistency", "joined_round"])
+    bench = Bench(cfg["model"].arch, store, paths.asr)
+    # Every manifest must describe this store's train split, in its order: one left over from
+    # another run would otherwise give a silently wrong metrics.json.
+    ids = store.rows("train")["sample_id"].to_numpy()
+    truth = read_aligned(paths.truth, ["is_poison", "is_cover", "original_label"], ids)
+    has_truth = cfg["attack"].name != "none"
+    decisions = read_aligned(paths.decisions, ["decision", "new_label", "label"], ids)
+    scores = read_aligned(paths.scores, ["score", "loss", "gap"], ids)
+    rounds = read_aligned(paths.rounds, ["consistency", "joined_round"], ids)
     is_poison, is_cover = truth["is_poison"].to_numpy(), truth["is_cover"].to_numpy()
     flagged = decisions["decision"].to_numpy() != "keep"
 

@@ -40,9 +40,13 @@ def read_json(path: str | Path):
 @contextlib.contextmanager
 def atomic_outputs(*paths: str | Path) -> Iterator[None]:
     """Remove stale outputs before a stage runs and again if it fails, so a failed stage
-    leaves none of its outputs behind (each output itself is written atomically)."""
-    for p in paths:
-        _remove(Path(p))
+    leaves none of its outputs behind (each output itself is written atomically). A stage
+    killed mid-write (kill -9, power loss) cannot clean up: its temporary folders beside the
+    outputs go when the stage next runs."""
+    for p in map(Path, paths):
+        _remove(p)
+        for leftover in p.parent.glob(f".{p.name}.*") if p.parent.is_dir() else ():
+            _remove(leftover)
     try:
         yield
     except BaseException:

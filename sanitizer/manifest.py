@@ -46,6 +46,19 @@ def read_manifest(path: str | Path, columns: list[str] | None = None) -> pl.Data
     return df
 
 
+def read_aligned(path: str | Path, columns: list[str], sample_ids) -> pl.DataFrame:
+    """A manifest that must hold exactly `sample_ids` (the store's train split), in order."""
+    return aligned(read_manifest(path, ["sample_id", *columns]), sample_ids, path)
+
+
+def aligned(df: pl.DataFrame, sample_ids, path: str | Path) -> pl.DataFrame:
+    import numpy as np
+
+    if len(df) != len(sample_ids) or not np.array_equal(df["sample_id"].to_numpy(), sample_ids):
+        raise SanitizerError(f"{path} does not match the sample store's train split: it comes from another run; re-run the pipeline from ingest")
+    return df
+
+
 def read_meta(path: str | Path) -> dict[str, str]:
     raw = pq.read_schema(path).metadata or {}
     return {k.decode(): v.decode() for k, v in raw.items() if not k.startswith(b"ARROW")}

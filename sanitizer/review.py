@@ -16,7 +16,7 @@ from .manifest import meta_value, read_manifest
 
 
 def load_review(data: str | Path) -> tuple[pl.DataFrame, list[str]]:
-    from .pipeline import Paths
+    from .layout import Paths
 
     paths = Paths(data)
     decisions = read_manifest(paths.decisions, ["sample_id", "label", "decision", "new_label", "confidence", "reason"])
@@ -32,7 +32,7 @@ def load_review(data: str | Path) -> tuple[pl.DataFrame, list[str]]:
 
 def suspected_targets(data: str | Path) -> list[str]:
     """Classes the partition stage's gap filter suspected; none when the filter was off."""
-    from .pipeline import Paths
+    from .layout import Paths
 
     path = Paths(data).partition
     return meta_value(path, "suspected_targets", default=[]) if path.exists() else []

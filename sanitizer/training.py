@@ -128,6 +128,24 @@ def new_model(arch: str, image_shape, num_classes: int, seed: int = 0) -> torch.
     return model.to(default_device())
 
 
+class TrainSet:
+    """The sample store's train split as tensors, and models shaped for its images and classes."""
+
+    def __init__(self, store_path: str | Path, arch: str):
+        from .store import SampleStore
+
+        self.store = SampleStore(store_path)
+        self.split = self.store.split("train")
+        self.x, self.y = as_tensor(self.split.images), as_tensor(self.split.labels)
+        self.arch = arch
+
+    def new_model(self, seed: int) -> torch.nn.Module:
+        return new_model(self.arch, self.store.image_shape, len(self.store.classes), seed)
+
+    def load(self, path: str | Path) -> torch.nn.Module:
+        return load_model(path, self.arch, self.store.image_shape, len(self.store.classes))
+
+
 def save_model(model: torch.nn.Module, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         torch.save(model.state_dict(), tmp)

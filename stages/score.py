@@ -1,6 +1,25 @@
-"""DVC stage `score`: see sanitizer.pipeline.score."""
+"""Stage `score`: per train sample, the Eq. 3 robustness score R of the suspect's prediction, the
+suspect's loss at the given label, and the purification gap."""
+
+import polars as pl
 
 from stages import main
+
+
+def run(cfg, paths) -> None:
+    from sanitizer.adversarial import robustness_scores
+    from sanitizer.manifest import write_manifest
+    from sanitizer.purification import purification_gap
+    from sanitizer.training import TrainSet
+
+    data = TrainSet(paths.store, cfg["model"].arch)
+    suspect = data.load(paths.suspect)
+    scores = robustness_scores(suspect, data.x, data.y, cfg["score"])
+    gap = purification_gap(suspect, data.x, data.y, cfg["purify"], suspect_loss=scores.loss)
+    df = pl.DataFrame({"sample_id": data.split.sample_ids, "score": scores.robustness, "loss": scores.loss, "gap": gap})
+    meta = {"score": "robustness R (Eq. 3); low = suspicious", "loss": "CE at given label", "gap": "purification gap, nats; high = suspicious"}
+    write_manifest(df, paths.scores, "score", meta)
+
 
 if __name__ == "__main__":
     main("score")

@@ -8,7 +8,7 @@ from conftest import REPO, needs_fashion_mnist
 
 from sanitizer.cli import main
 from sanitizer.manifest import write_manifest
-from sanitizer.pipeline import Paths
+from sanitizer.layout import Paths
 
 CLASSES = ["cat", "dog", "bird"]
 
@@ -31,7 +31,7 @@ def test_run_reports_bad_params_without_traceback(tmp_path):
     params.write_text("score:\n  eps: 2.0\n")
     result = CliRunner().invoke(main, ["run", "score", "--params", str(params), "--data", str(tmp_path / "data")])
     assert result.exit_code == 1
-    assert "[score].eps must be in [0.0, 1.0], got 2.0" in result.output
+    assert "[score].eps must be in (0.0, 1.0], got 2.0" in result.output
     assert "Traceback" not in result.output
 
 

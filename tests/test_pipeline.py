@@ -56,18 +56,63 @@ def test_second_repro_is_a_no_op(project):
     assert ran_stages(run(["dvc", "repro"], proj).stdout) == []
 
 
-def test_defense_is_byte_identical_and_independent_of_ground_truth(project, tmp_path):
-    """A second run from scratch, by hand and with the ground truth (truth.parquet and the
-    attacker's test set) hidden from every defense stage, writes the same manifests byte for byte."""
-    proj, _ = project
-    other = make_project(tmp_path / "other", TINY_PARAMS)
-    run(["python", "-m", "stages.ingest"], other)
+# Runs a stage as `python -m stages.<name>` does, then records every module it loaded.
+TRACED = """
+import atexit, json, runpy, sys
+out = sys.argv.pop(1)
+atexit.register(lambda: open(out, "w").write(json.dumps(sorted(sys.modules))))
+runpy.run_module("stages." + sys.argv.pop(1), run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def by_hand(tmp_path_factory):
+    """The pipeline run again from scratch stage by stage, the ground truth (truth.parquet and
+    the attacker's test set) hidden from every defense stage; the modules each stage loaded."""
+    tmp = tmp_path_factory.mktemp("by_hand")
+    other = make_project(tmp / "other", TINY_PARAMS)
+    loaded = {}
+
+    def stage(name):
+        run([sys.executable, "-c", TRACED, str(tmp / f"{name}.json"), name], other)
+        loaded[name] = json.loads((tmp / f"{name}.json").read_text())
+
+    stage("ingest")
     for name in BENCHMARK_ONLY:
-        shutil.move(other / "data/ingest" / name, tmp_path / name)
+        shutil.move(other / "data/ingest" / name, tmp / name)
     for name in DEFENSE_STAGES:
-        run(["python", "-m", "stages." + name], other)
+        stage(name)
+    manifests = {m: (other / "data" / m).read_bytes() for m in MANIFESTS}
+    for name in BENCHMARK_ONLY:
+        shutil.move(tmp / name, other / "data/ingest" / name)
+    stage("train_oracle")
+    stage("evaluate")
+    return manifests, loaded
+
+
+def test_defense_is_byte_identical_and_independent_of_ground_truth(project, by_hand):
+    """A second run from scratch, by hand and without the ground truth, writes the same
+    manifests byte for byte."""
+    proj, _ = project
+    manifests, _ = by_hand
     for manifest in MANIFESTS:
-        assert (other / "data" / manifest).read_bytes() == (proj / "data" / manifest).read_bytes(), manifest
+        assert manifests[manifest] == (proj / "data" / manifest).read_bytes(), manifest
+
+
+def test_every_project_module_a_stage_runs_is_among_its_dvc_deps(by_hand):
+    """So a change to code a stage runs always re-runs it (dvc.yaml's deps are derived from
+    the imports; this checks them against what a real run loaded)."""
+    import yaml
+
+    from sanitizer.dvcfile import module_file
+
+    _, loaded = by_hand
+    dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert set(loaded) == set(dvc)
+    for name, modules in loaded.items():
+        files = {module_file(m) for m in modules} - {None}
+        ran = {f.relative_to(REPO).as_posix() for f in files}
+        assert ran and ran <= set(dvc[name]["deps"]), f"{name} runs {sorted(ran - set(dvc[name]['deps']))}, not in its deps"
 
 
 def test_diagnosis_counts_the_seed_and_each_round(project):

@@ -124,7 +124,7 @@ def test_class_anomaly_of_a_stray_high_gap_stays_small():
 def _partition_project(tmp_path):
     """A store of 4 classes x 10 samples: class 3 (the target) has 6 high gaps, class 1 one."""
     from sanitizer.manifest import write_manifest
-    from sanitizer.pipeline import Paths
+    from sanitizer.layout import Paths
     from sanitizer.store import RawDataset, write_store
 
     paths = Paths(tmp_path)
@@ -141,10 +141,13 @@ def _partition_project(tmp_path):
 
 
 def test_partition_stage_bars_high_gap_samples_of_a_suspected_target_class(tmp_path):
+    from sanitizer.layout import stage
     from sanitizer.manifest import meta_value, read_manifest
-    from sanitizer.pipeline import partition as partition_stage
+    from sanitizer.pipeline import StageParams
+    from stages.partition import run
 
     paths = _partition_project(tmp_path)
+    partition_stage = lambda params, paths: run(StageParams(stage("partition"), params), paths)  # noqa: E731
     # Anomaly index of class d: (0.6 - 0.05) / max(MAD 0.074, noise floor 0.1) = 5.5; class b: 0.5.
     partition_stage({"partition": {"rate": 0.5, "by": "loss", "max_gap": 1.25, "min_anomaly": 3}}, paths)
     subset = read_manifest(paths.partition, ["subset"])["subset"].to_numpy()

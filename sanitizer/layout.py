@@ -1,0 +1,93 @@
+"""The pipeline, declared once: every stage's name, the params sections it reads, and the
+artefacts it reads and writes. dvc.yaml is generated from this table (`python -m
+sanitizer.dvcfile`), and the CLI, the runner and evaluation's timings read it, so none of them
+can drift from the others. A stage's code is `stages/<name>.py`.
+
+Kept free of heavy imports: the CLI and `sanitize inspect` read it without loading torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+# Every artefact, by the name stages and readers use for it, relative to the data root.
+ARTEFACTS = {
+    "store": "ingest/store",
+    "truth": "ingest/truth.parquet",
+    "asr": "ingest/asr",
+    "suspect": "train_suspect/model.pt",
+    "oracle": "train_oracle/model.pt",
+    "scores": "score/scores.parquet",
+    "partition": "partition/partition.parquet",
+    "rounds": "enhance/rounds.parquet",
+    "enhanced": "enhance/enhanced.pt",
+    "snapshots": "enhance/rounds",
+    "identify": "identify/identify.parquet",
+    "clean": "train_clean/model.pt",
+    "decisions": "relabel/decisions.parquet",
+    "defended": "relabel/model.pt",
+    "metrics": "evaluate/metrics.json",
+    "plots": "evaluate/plots",
+}
+METRICS = ("metrics",)  # outputs DVC treats as metrics rather than plain outs
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    params: tuple[str, ...]
+    reads: tuple[str, ...]
+    writes: tuple[str, ...]
+    # Reads every other stage's timing.json (evaluate reports the wall time of each).
+    reads_timings: bool = False
+
+    def timing(self) -> str:
+        return f"{self.name}/timing.json"
+
+
+STAGES = (
+    Stage("ingest", ("data", "attack"), (), ("store", "truth", "asr")),
+    Stage("train_suspect", ("model", "train"), ("store",), ("suspect",)),
+    # Benchmark upper bound: reads the ground truth, so it is no defense stage.
+    Stage("train_oracle", ("model", "train"), ("store", "truth"), ("oracle",)),
+    Stage("score", ("model", "score", "purify"), ("store", "suspect"), ("scores",)),
+    Stage("partition", ("partition",), ("store", "scores"), ("partition",)),
+    Stage("enhance", ("model", "train", "enhance"), ("store", "suspect", "partition"), ("rounds", "enhanced", "snapshots")),
+    Stage("identify", ("identify",), ("rounds",), ("identify",)),
+    Stage("train_clean", ("model", "train"), ("store", "identify"), ("clean",)),
+    Stage("relabel", ("model", "train", "relabel"), ("store", "identify", "clean"), ("decisions", "defended")),
+    Stage(
+        "evaluate",
+        ("attack", "model", "evaluate"),
+        ("store", "truth", "asr", "suspect", "oracle", "scores", "rounds", "snapshots", "clean", "decisions", "defended"),
+        ("metrics", "plots"),
+        reads_timings=True,
+    ),
+)
+STAGE_NAMES = tuple(s.name for s in STAGES)
+# The stages whose wall time evaluate reports: all the others.
+TIMED_STAGES = tuple(s.name for s in STAGES if not s.reads_timings)
+
+
+def stage(name: str) -> Stage:
+    for s in STAGES:
+        if s.name == name:
+            return s
+    raise ValueError(f"unknown stage {name!r}; stages: {', '.join(STAGE_NAMES)}")
+
+
+class Paths:
+    """Where every artefact lives under one data root: `Paths("data").scores`."""
+
+    def __init__(self, root: str | Path = "data"):
+        self.root = Path(root)
+
+    def __getattr__(self, name: str) -> Path:
+        try:
+            return self.root / ARTEFACTS[name]
+        except KeyError:
+            raise AttributeError(f"no artefact {name!r}; artefacts: {', '.join(ARTEFACTS)}") from None
+
+    def outputs(self, st: Stage) -> list[Path]:
+        """Everything the stage writes, its timing included."""
+        return [getattr(self, a) for a in st.writes] + [self.root / st.timing()]
