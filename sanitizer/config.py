@@ -118,7 +118,10 @@ def _at_least(cfg, name: str, lo: float) -> None:
 
 @section("data")
 class DataConfig:
-    source: str = "fashion-mnist"
+    # Names of the registries (datasets.SOURCES, attacks.ATTACKS, models.MODELS), spelled out
+    # here so a typo fails with every other param, before any stage works; a test keeps the
+    # lists equal to the registries.
+    source: typing.Literal["fashion-mnist", "cifar10", "imagefolder", "parquet"] = "fashion-mnist"
     path: str | None = None
     # Held-out test fraction for sources that ship no test split (imagefolder, parquet).
     test_fraction: Annotated[float, Range(0.0, 0.9)] = 0.1
@@ -131,7 +134,7 @@ class DataConfig:
 
 @section("attack")
 class AttackConfig:
-    name: str = "none"
+    name: typing.Literal["none", "badnets", "blend", "sig", "wanet", "physical_ba", "tact", "adaptive_blend", "adaptive_patch", "input_aware"] = "none"
     rate: Fraction = 0.05
     target: Annotated[int, Range(0, 1_000_000)] = 1
     mode: typing.Literal["all-to-one", "all-to-all"] = "all-to-one"
@@ -159,7 +162,7 @@ class AttackConfig:
 @section("model")
 class ModelConfig:
     # `auto`: small_cnn for single-channel images up to 28 px, resnet18 otherwise.
-    arch: str = "auto"
+    arch: typing.Literal["auto", "small_cnn", "resnet18"] = "auto"
 
 
 @section("train")

@@ -15,7 +15,7 @@ import numpy as np
 
 from .config import DataConfig
 from .errors import SanitizerError
-from .progress import progress_bar
+from .progress import log, progress_bar
 from .registry import Registry
 from .store import SPLITS, RawDataset
 
@@ -28,6 +28,18 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 CACHE = Path.home() / ".cache" / "sanitizer"
 # Below this many images decoding takes about a second: a bar would only flicker.
 PROGRESS_MIN = 2000
+
+
+def require_trainable(raw: RawDataset) -> None:
+    """What the pipeline needs beyond a well-formed dataset: train and test samples, and train
+    samples of every class (a class the model never sees cannot be learnt or relabelled to)."""
+    for split, remedy in (("train", "check data.path"), ("test", "add a test split, or set data.test_fraction above 0 for a source without one")):
+        if not len(raw.split(split)):
+            raise SanitizerError(f"{raw.name}: no {split} samples; {remedy}")
+    counts = np.bincount(raw.labels[raw.split("train")], minlength=len(raw.classes))
+    empty = [raw.classes[c] for c in np.flatnonzero(counts == 0)]
+    if empty:
+        raise SanitizerError(f"{raw.name}: class(es) {_listing(empty)} have no train samples; add some, or remove them from the class list")
 
 
 def load_dataset(cfg: DataConfig) -> RawDataset:
@@ -203,46 +215,83 @@ def held_out(keys: Iterable[str], fraction: float) -> np.ndarray:
 # ---------------------------------------------------------------- imagefolder
 
 
-def _visible_dirs(path: Path) -> list[Path]:
-    return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+def _hidden(p: Path) -> bool:
+    return p.name.startswith(".")
+
+
+def _listing(names: list[str], limit: int = 5) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _class_dirs(base: Path) -> list[Path]:
+    """The class folders of one split root. What is left out is said, never dropped silently."""
+    entries = sorted(base.iterdir())
+    hidden = [p.name for p in entries if p.is_dir() and _hidden(p)]
+    if hidden:
+        log(f"imagefolder: ignored hidden folder(s) {_listing(hidden)} in {base}")
+    loose = [p.name for p in entries if p.is_file() and not _hidden(p)]
+    if loose:
+        log(f"imagefolder: ignored {len(loose)} file(s) outside class folders in {base}: {_listing(loose)}")
+    return [p for p in entries if p.is_dir() and not _hidden(p)]
 
 
 def _image_files(class_dir: Path) -> list[Path]:
-    return sorted(
-        f
-        for f in class_dir.rglob("*")
-        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not any(p.startswith(".") for p in f.relative_to(class_dir).parts)
-    )
+    files = [f for f in class_dir.rglob("*") if f.is_file() and not any(p.startswith(".") for p in f.relative_to(class_dir).parts)]
+    images = sorted(f for f in files if f.suffix.lower() in IMAGE_SUFFIXES)
+    others = sorted(f.relative_to(class_dir).as_posix() for f in files if f.suffix.lower() not in IMAGE_SUFFIXES)
+    if others:
+        log(f"imagefolder: ignored {len(others)} file(s) in {class_dir} that are not images ({', '.join(sorted(IMAGE_SUFFIXES))}): {_listing(others)}")
+    return images
 
 
-def _scan_imagefolder(root: Path) -> tuple[list[Path], list[int], list[str], list[str]]:
-    """Files, labels, splits ('' where the folder has no split) and class names."""
-    has_splits = (root / "train").is_dir() and (root / "test").is_dir()
-    split_roots = {split: root / split for split in SPLITS} if has_splits else {"": root}
-    classes = [d.name for d in _visible_dirs(split_roots["train" if has_splits else ""])]
+def _split_roots(root: Path, test_fraction: float) -> dict[str, Path]:
+    """{split: folder}; the split is '' where test samples are to be held out by hash."""
+    has_train, has_test = (root / "train").is_dir(), (root / "test").is_dir()
+    if not has_train:
+        if has_test:
+            raise SanitizerError(f"{root} has test/ but no train/: add train/<class>/<image>, or put the class folders directly in {root}")
+        return {"": root}
+    stray = [p.name for p in sorted(root.iterdir()) if p.is_dir() and not _hidden(p) and p.name not in SPLITS]
+    if stray:
+        log(f"imagefolder: read train/ and test/ only; ignored folder(s) {_listing(stray)} in {root}")
+    if not has_test:
+        log(f"imagefolder: {root} has train/ but no test/; holding out data.test_fraction = {test_fraction} of train/ as the test split")
+        return {"": root / "train"}
+    return {split: root / split for split in SPLITS}
+
+
+def _scan_imagefolder(root: Path, test_fraction: float) -> tuple[list[Path], list[int], list[str], list[str], Path]:
+    """Files, labels, splits ('' where the folder has no split), class names, and the folder
+    sample ids are relative to."""
+    split_roots = _split_roots(root, test_fraction)
+    class_root = split_roots.get("train", split_roots.get(""))
+    classes = [d.name for d in _class_dirs(class_root)]
     if not classes:
-        raise SanitizerError(f"no class folders in {root} (expected root/<class>/<image> or root/train/<class>/...)")
+        raise SanitizerError(f"no class folders in {class_root} (expected {root}/<class>/<image> or {root}/train/<class>/...)")
     index = {name: i for i, name in enumerate(classes)}
     files, labels, splits = [], [], []
     for split, base in split_roots.items():
-        for class_dir in _visible_dirs(base):
+        for class_dir in _class_dirs(base):
             if class_dir.name not in index:
                 raise SanitizerError(f"unknown class {class_dir.name!r} in {base}: not among the train classes {classes}")
             found = _image_files(class_dir)
+            if not found and split != "test":
+                raise SanitizerError(f"class folder {class_dir} has no images ({', '.join(sorted(IMAGE_SUFFIXES))}): add some, or remove the folder")
             files += found
             labels += [index[class_dir.name]] * len(found)
             splits += [split] * len(found)
-    if not files:
-        raise SanitizerError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
-    return files, labels, splits, classes
+    return files, labels, splits, classes, root if "" not in split_roots else split_roots[""]
 
 
 @SOURCES.register("imagefolder")
 def imagefolder(cfg: DataConfig) -> RawDataset:
     """root/<class>/<image>, or root/train/<class>/... and root/test/<class>/..."""
     root = _required_path(cfg, "the image folder root")
-    files, labels, splits, classes = _scan_imagefolder(root)
-    ids = np.array([f.relative_to(root).as_posix() for f in files])
+    if not root.is_dir():
+        raise SanitizerError(f"data.path {root} is not a folder: source imagefolder reads <path>/<class>/<image>")
+    files, labels, splits, classes, id_root = _scan_imagefolder(root, cfg.test_fraction)
+    ids = np.array([f.relative_to(id_root).as_posix() for f in files])
     split_arr = held_out(ids, cfg.test_fraction) if splits[0] == "" else np.array(splits)
     images = decode_all((f.read_bytes() for f in files), list(ids))
     return RawDataset(images, np.array(labels, np.int64), split_arr, ids, classes, "imagefolder")
@@ -313,16 +362,63 @@ def _table_rows(table, file_split: str | None, path: Path, cfg: DataConfig) -> t
     return _blobs(table, cfg.image_column, path), _labels(table, cfg.label_column, path, ids), splits, ids
 
 
-def _parquet_classes(tables: list, labels: np.ndarray) -> list[str]:
-    meta = tables[0].schema.metadata or {}
-    if b"classes" in meta:
-        text = meta[b"classes"].decode()
-        # A JSON list, or comma-separated as in the shared CIFAR-10 table.
-        return [str(c) for c in json.loads(text)] if text.lstrip().startswith("[") else text.split(",")
+def _class_list(text: str, path: Path) -> list[str]:
+    """The `classes` file metadata: a JSON list, or comma-separated as in the shared CIFAR-10 table."""
+    if text.lstrip().startswith("["):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise SanitizerError(f"{path}: the 'classes' metadata is not a valid JSON list ({e})") from None
+        if not all(isinstance(c, (str, int)) and not isinstance(c, bool) for c in value):
+            raise SanitizerError(f"{path}: the 'classes' metadata must list class names, got {text[:80]!r}")
+        classes = [str(c) for c in value]
+    else:
+        classes = [c.strip() for c in text.split(",")]
+    if not classes or any(not c for c in classes):
+        raise SanitizerError(f"{path}: the 'classes' metadata has an empty class name: {text[:80]!r}")
+    repeated = sorted({c for c in classes if classes.count(c) > 1})
+    if repeated:
+        raise SanitizerError(f"{path}: the 'classes' metadata names {_listing(repeated)} more than once")
+    return classes
+
+
+def _named_classes(tables: list, labels: np.ndarray, path: Path) -> list[str]:
+    """Class names from a class_name column: one name per label, for every label 0..K-1."""
+    names = [name for t in tables for name in t.column("class_name").to_pylist()]
+    if None in names:
+        raise SanitizerError(f"{path}: column 'class_name' has a null at row {names.index(None)}")
+    by_label: dict[int, str] = {}
+    for label, name in zip(labels.tolist(), map(str, names)):
+        if by_label.setdefault(label, name) != name:
+            raise SanitizerError(f"{path}: label {label} is called both {by_label[label]!r} and {name!r} in column 'class_name'")
+    _require_contiguous(labels, path, "so column 'class_name' cannot name those classes")
+    classes = [by_label[i] for i in range(len(by_label))]
+    if len(set(classes)) != len(classes):
+        raise SanitizerError(f"{path}: column 'class_name' gives one name to several labels ({_listing(sorted({c for c in classes if classes.count(c) > 1}))})")
+    return classes
+
+
+def _require_contiguous(labels: np.ndarray, path: Path, why: str) -> None:
+    present = np.unique(labels)
+    missing = sorted(set(range(int(present.max()) + 1)) - set(present.tolist()))
+    if missing:
+        raise SanitizerError(
+            f"{path}: no sample has label(s) {_listing([str(m) for m in missing])} though labels go up to {int(present.max())}, "
+            f"{why}; give the class names as the table's 'classes' metadata (a JSON list), so label k is the k-th name"
+        )
+
+
+def _parquet_classes(tables: list, labels: np.ndarray, paths: list[Path]) -> list[str]:
+    lists = [(p, (t.schema.metadata or {}).get(b"classes")) for p, t in zip(paths, tables)]
+    given = [(p, _class_list(text.decode(), p)) for p, text in lists if text is not None]
+    if given:
+        for p, classes in given[1:]:
+            if classes != given[0][1]:
+                raise SanitizerError(f"{given[0][0]} and {p} list different classes in their 'classes' metadata")
+        return given[0][1]
     if all("class_name" in t.column_names for t in tables):
-        # `labels` are the checked labels of these tables' rows, in the same order.
-        names = dict(zip(labels.tolist(), (name for t in tables for name in t.column("class_name").to_pylist())))
-        return [str(names.get(i, i)) for i in range(max(names) + 1)]
+        return _named_classes(tables, labels, paths[0])
+    _require_contiguous(labels, paths[0], "and there is no class list")
     return [str(i) for i in range(int(labels.max()) + 1)]
 
 
@@ -339,5 +435,5 @@ def _parquet(cfg: DataConfig, name: str) -> RawDataset:
     rows = [_table_rows(table, split, path, cfg) for split, (path, table) in tables.items()]
     blobs = [blob for part in rows for blob in part[0]]
     labels, splits, ids = (np.concatenate([part[k] for part in rows]) for k in (1, 2, 3))
-    classes = _parquet_classes([table for _, table in tables.values()], labels)
+    classes = _parquet_classes([table for _, table in tables.values()], labels, [path for path, _ in tables.values()])
     return RawDataset(decode_all(blobs, list(ids)), labels, splits, ids, classes, name)

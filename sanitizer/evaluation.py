@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import torch
 
+from .errors import SanitizerError
 from .io import atomic_path, read_json, write_json
 from .layout import TIMED_STAGES
 from .manifest import read_aligned
@@ -27,8 +27,13 @@ class Bench:
         self.arch = arch
         self.store = store
         self.x, self.y = as_tensor(test.images), as_tensor(test.labels)
-        self.x_bd = as_tensor(np.load(asr / "images.npy"))
-        self.y_bd = as_tensor(np.load(asr / "targets.npy"))
+        try:
+            self.x_bd = as_tensor(np.load(asr / "images.npy"))
+            self.y_bd = as_tensor(np.load(asr / "targets.npy"))
+        except (OSError, ValueError) as e:
+            raise SanitizerError(f"{asr} is missing or damaged ({e}); re-run ingest") from None
+        if self.x_bd.shape[1:] != self.x.shape[1:] or len(self.x_bd) != len(self.y_bd):
+            raise SanitizerError(f"{asr} holds images of shape {tuple(self.x_bd.shape[1:])}, the store {tuple(self.x.shape[1:])}: it comes from another run; re-run ingest")
 
     def model(self, path: Path):
         return load_model(path, self.arch, self.store.image_shape, len(self.store.classes))
@@ -38,12 +43,12 @@ class Bench:
         asr = (predict(model, self.x_bd).argmax(1) == self.y_bd).float().mean().item() if len(self.y_bd) else None
         return {"acc": acc, "asr": asr}
 
-    def measure_state(self, state: dict) -> dict:
-        from .training import new_model
+    def measure_file(self, path: Path) -> dict:
+        from .training import load_state, new_model
 
         model = new_model(self.arch, self.store.image_shape, len(self.store.classes))
-        model.load_state_dict(state)
-        return self.measure(model)
+        load_state(model, path)
+        return self.measure(model.eval())
 
 
 def evaluate(cfg, paths) -> None:
@@ -111,8 +116,8 @@ def _round_rows(bench: Bench, paths) -> list[dict]:
     rows = []
     for enhanced in sorted(paths.snapshots.glob("round-*-enhanced.pt"), key=lambda p: int(p.name.split("-")[1])):
         k = int(enhanced.name.split("-")[1])
-        e = bench.measure_state(torch.load(enhanced, weights_only=True))
-        c = bench.measure_state(torch.load(enhanced.with_name(f"round-{k}-clean.pt"), weights_only=True))
+        e = bench.measure_file(enhanced)
+        c = bench.measure_file(enhanced.with_name(f"round-{k}-clean.pt"))
         rows.append({"round": k, "enhanced_acc": e["acc"], "enhanced_asr": e["asr"], "clean_acc": c["acc"], "clean_asr": c["asr"]})
     return rows
 

@@ -36,8 +36,11 @@ def read_manifest(path: str | Path, columns: list[str] | None = None) -> pl.Data
     path = Path(path)
     if not path.exists():
         raise SanitizerError(f"missing manifest {path}: run the stage that writes it first")
-    df = pl.read_parquet(path)
-    version = read_meta(path).get("schema_version")
+    try:
+        df = pl.read_parquet(path)
+        version = read_meta(path).get("schema_version")
+    except Exception as e:  # noqa: BLE001 - polars and pyarrow raise many types for a damaged file
+        raise SanitizerError(f"{path} is damaged or not a Parquet file ({type(e).__name__}); delete it and re-run the stage that writes it") from None
     if version != str(SCHEMA_VERSION):
         raise SanitizerError(f"{path} has schema_version {version}, expected {SCHEMA_VERSION}")
     missing = [c for c in (columns or []) if c not in df.columns]
@@ -69,7 +72,12 @@ _REQUIRED = object()
 
 def meta_value(path: str | Path, key: str, default=_REQUIRED):
     """A JSON metadata value; `default` when given and the manifest predates the key."""
-    meta = read_meta(path)
-    if key not in meta and default is not _REQUIRED:
-        return default
-    return json.loads(meta[key])
+    try:
+        meta = read_meta(path)
+        if key not in meta and default is not _REQUIRED:
+            return default
+        return json.loads(meta[key])
+    except FileNotFoundError:
+        raise SanitizerError(f"missing manifest {path}: run the stage that writes it first") from None
+    except Exception as e:  # noqa: BLE001 - a damaged file or a manifest from another version
+        raise SanitizerError(f"{path}: cannot read its {key!r} metadata ({type(e).__name__}); re-run the stage that writes it") from None

@@ -25,4 +25,5 @@ def progress_bar(description: str, total: int) -> Iterator[callable]:
 
 
 def log(message: str) -> None:
-    console.print(message, highlight=False)
+    # Messages carry user text (class names, file names): never read it as rich markup.
+    console.print(message, highlight=False, markup=False)

@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .errors import SanitizerError
 from .manifest import meta_value, read_manifest
@@ -80,11 +81,11 @@ def render_review(data: str | Path, top: int, class_name: str | None, by: str = 
     for col in ("class", "samples", "keep", "relabel", "drop"):
         summary.add_column(col, justify="left" if col == "class" else "right")
     for row in class_summary(df, classes).iter_rows(named=True):
-        summary.add_row(row["class"], *(str(row[c]) for c in ("samples", "keep", "relabel", "drop")))
+        summary.add_row(Text(row["class"]), *(str(row[c]) for c in ("samples", "keep", "relabel", "drop")))
     console.print(summary)
     targets = suspected_targets(data)
     if targets:
-        console.print(f"Suspected backdoor target (purification gap): {', '.join(targets)}; its high-gap samples were barred from D_s")
+        console.print(Text(f"Suspected backdoor target (purification gap): {', '.join(targets)}; its high-gap samples were barred from D_s"))
 
     table = Table(title=RANKINGS[by][1].format(top=top))
     # Short headers: the table must fit 80 columns, rich's width when output is piped; sample
@@ -95,11 +96,13 @@ def render_review(data: str | Path, top: int, class_name: str | None, by: str = 
     for col in ["given", "decision", "new", "conf.", "consist.", "gap"] + (["poison"] if has_truth else []):
         table.add_column(col, justify="right" if col in ("conf.", "consist.", "gap") else "left")
     for row in rows.iter_rows(named=True):
+        # Text, not str: sample ids and class names are the user's, and rich would read
+        # "[bold]" in them as markup (or fail on "[/]").
         cells = [
-            row["sample_id"],
-            classes[row["label"]],
+            Text(row["sample_id"]),
+            Text(classes[row["label"]]),
             row["decision"],
-            classes[row["new_label"]] if row["decision"] == "relabel" else "",
+            Text(classes[row["new_label"]]) if row["decision"] == "relabel" else "",
             f"{row['confidence']:.2f}",
             f"{row['consistency']:.2f}",
             f"{row['gap']:.2f}",

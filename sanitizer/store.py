@@ -49,8 +49,11 @@ class RawDataset:
         unknown = {str(s) for s in np.unique(self.splits)} - set(SPLITS)
         if unknown:
             raise SanitizerError(f"{self.name}: unknown split(s) {sorted(unknown)}")
-        if len(np.unique(self.sample_ids)) != n:
-            raise SanitizerError(f"{self.name}: sample ids are not unique")
+        ids, counts = np.unique(self.sample_ids, return_counts=True)
+        if (counts > 1).any():
+            repeated = ids[counts > 1]
+            more = f" ({len(repeated)} ids repeat)" if len(repeated) > 1 else ""
+            raise SanitizerError(f"{self.name}: sample id {str(repeated[0])!r} appears {int(counts[counts > 1][0])} times{more}; sample ids must be unique")
 
     def split(self, name: str) -> np.ndarray:
         return np.flatnonzero(self.splits == name)
@@ -101,7 +104,14 @@ class SampleStore:
     @cached_property
     def _images(self) -> np.ndarray:
         shards = sorted((self.path / "shards").glob("shard-*.npy"))
-        return np.concatenate([np.load(s) for s in shards])
+        try:
+            images = np.concatenate([np.load(s) for s in shards]) if shards else None
+        except (OSError, ValueError) as e:
+            raise SanitizerError(f"the sample store {self.path} has a damaged image shard ({e}); re-run ingest") from None
+        if images is None or len(images) != len(self.samples) or tuple(images.shape[1:]) != self.image_shape:
+            found = "no shards" if images is None else f"{len(images)} images of shape {tuple(images.shape[1:])}"
+            raise SanitizerError(f"the sample store {self.path} is incomplete ({found} for {len(self.samples)} samples); re-run ingest")
+        return images
 
     def rows(self, name: str) -> pl.DataFrame:
         """samples.parquet's rows of one split, in sample_id order."""

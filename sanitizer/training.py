@@ -156,5 +156,21 @@ def load_model(path: str | Path, arch: str, image_shape, num_classes: int) -> to
     if not path.exists():
         raise SanitizerError(f"missing model {path}: run the stage that trains it first")
     model = new_model(arch, image_shape, num_classes)
-    model.load_state_dict(torch.load(path, map_location=next(model.parameters()).device, weights_only=True))
+    load_state(model, path)
     return model.eval()
+
+
+def load_state(model: torch.nn.Module, path: str | Path) -> None:
+    """Weights from a file into `model`; a damaged file, or one trained for another dataset or
+    architecture, is a clear error, not a traceback."""
+    try:
+        state = torch.load(path, map_location=next(model.parameters()).device, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - truncated zip, pickle or not a model file at all
+        raise SanitizerError(f"{path} is damaged or not a model file ({type(e).__name__}); re-run the stage that writes it") from None
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as e:
+        first = str(e).strip().splitlines()[-1].strip()[:200]
+        raise SanitizerError(
+            f"{path} does not fit this store's images and classes ({first}); it comes from another run or dataset: re-run the pipeline from the stage that wrote it"
+        ) from None

@@ -10,12 +10,13 @@ from stages import main
 
 def run(cfg, paths) -> None:
     from sanitizer.attacks import build_attack
-    from sanitizer.datasets import load_dataset
+    from sanitizer.datasets import load_dataset, require_trainable
     from sanitizer.io import atomic_path
     from sanitizer.manifest import write_manifest
     from sanitizer.store import RawDataset, write_store
 
     raw = load_dataset(cfg["data"])
+    require_trainable(raw)
     attack_cfg = cfg["attack"]
     attack = build_attack(attack_cfg, raw.images.shape[1:], len(raw.classes))
     train, test = raw.split("train"), raw.split("test")

@@ -149,3 +149,69 @@ def test_code_defaults_are_the_measured_params():
             # eps: 16/255 in code vs 0.0627 in params.yaml
             expected = pytest.approx(value, rel=1e-3) if isinstance(value, float) else value
             assert default[key] == expected, f"{name}.{key}"
+
+
+def test_name_choices_are_the_registries():
+    import typing
+
+    from sanitizer.attacks import ATTACKS
+    from sanitizer.config import AttackConfig, DataConfig, ModelConfig
+    from sanitizer.datasets import SOURCES
+    from sanitizer.models import MODELS
+
+    choices = lambda cls, key: sorted(typing.get_args(typing.get_type_hints(cls)[key]))  # noqa: E731
+    assert choices(DataConfig, "source") == SOURCES.names()
+    assert choices(AttackConfig, "name") == ATTACKS.names()
+    assert choices(ModelConfig, "arch") == sorted(["auto", *MODELS.names()])
+
+
+@pytest.mark.parametrize(
+    "section,values,message",
+    [
+        ("train", 5, r"\[train\] must be a mapping"),
+        ("train", [1, 2], r"\[train\] must be a mapping"),
+        ("train", {"lr": float("nan")}, r"\[train\]\.lr must be a finite number"),
+        ("train", {"lr": float("inf")}, r"\[train\]\.lr must be a finite number"),
+        ("train", {"lr": 0}, r"\[train\]\.lr must be in \(0.0, 10.0\]"),
+        ("train", {"lr": -0.1}, r"\[train\]\.lr"),
+        ("train", {"batch_size": 0}, r"\[train\]\.batch_size"),
+        ("train", {"momentum": 1.0}, r"\[train\]\.momentum"),
+        ("train", {"seed": -1}, r"\[train\]\.seed"),
+        ("evaluate", {"batch_size": -5}, r"\[evaluate\]\.batch_size"),
+        ("relabel", {"lr": 0.0}, r"\[relabel\]\.lr"),
+        ("relabel", {"epochs": 0}, r"\[relabel\]\.epochs"),
+        ("enhance", {"flood": 0.0}, r"\[enhance\]\.flood"),
+        ("enhance", {"lr": "nan"}, r"\[enhance\]\.lr must be a number"),
+        ("identify", {"threshold": float("-inf")}, r"\[identify\]\.threshold"),
+        ("purify", {"eps": 0.0}, r"\[purify\]\.eps"),
+        ("score", {"batch_size": 1.5}, r"\[score\]\.batch_size must be a whole number"),
+        ("attack", {"patch_alphas": [0.5, 2.0]}, r"\[attack\]\.patch_alphas\[1\]"),
+        ("attack", {"warp_s": 0}, r"\[attack\]\.warp_s"),
+        ("attack", {"name": "badnet"}, r"\[attack\]\.name must be one of"),
+        ("model", {"arch": "resnet50"}, r"\[model\]\.arch must be one of"),
+        ("data", {"source": "imagenet"}, r"\[data\]\.source must be one of"),
+    ],
+)
+def test_bad_values_are_named(section, values, message):
+    with pytest.raises(SanitizerError, match=message):
+        config(section, {section: values})
+
+
+def test_exponent_without_a_dot_is_a_number():
+    # YAML 1.1 (PyYAML) reads 1e-3 as the string "1e-3".
+    import yaml
+
+    params = yaml.safe_load("train:\n  lr: 1e-3\n  weight_decay: 5E-4\n")
+    assert params["train"]["lr"] == "1e-3"
+    cfg = config("train", params)
+    assert cfg.lr == 0.001 and cfg.weight_decay == 0.0005
+
+
+def test_params_file_that_is_not_a_mapping(tmp_path):
+    p = tmp_path / "params.yaml"
+    p.write_text("- data\n- train\n")
+    with pytest.raises(SanitizerError, match="must be a mapping of sections"):
+        load_params(p)
+    p.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(SanitizerError, match="not a text file"):
+        load_params(p)

@@ -146,7 +146,7 @@ def test_torchvision_download_is_used_when_it_works(tmp_path, monkeypatch):
 
 
 def test_unknown_source_and_missing_path():
-    with pytest.raises(SanitizerError, match=r"\[data\].source: unknown dataset source 'mnist3d'; known: cifar10, fashion-mnist"):
+    with pytest.raises(SanitizerError, match=r"\[data\].source must be one of .*got 'mnist3d'"):
         load_dataset(data_cfg(source="mnist3d"))
     with pytest.raises(SanitizerError, match="data.path /no/such/folder not found"):
         load_dataset(data_cfg(source="imagefolder", path="/no/such/folder"))
@@ -357,10 +357,18 @@ def test_parquet_folder_uses_path_ids_and_class_name_column(tmp_path):
 
 def test_parquet_custom_columns_and_numbered_classes(tmp_path):
     f = tmp_path / "t.parquet"
-    write_table(f, [0, 3, 3], image_column="img", label_column="y")
+    write_table(f, [0, 2, 1], image_column="img", label_column="y")
     raw = load_dataset(data_cfg(source="parquet", path=str(f), image_column="img", label_column="y", test_fraction=0.0))
-    assert raw.classes == ["0", "1", "2", "3"]
+    assert raw.classes == ["0", "1", "2"]
     assert list(raw.sample_ids) == ["train/000000", "train/000001", "train/000002"]
+
+
+def test_parquet_labels_with_gaps_and_no_class_list_are_refused(tmp_path):
+    # Label 3 alone must not make four classes, two of them empty.
+    f = tmp_path / "t.parquet"
+    write_table(f, [0, 3, 3])
+    with pytest.raises(SanitizerError, match=r"no sample has label\(s\) 1, 2 though labels go up to 3"):
+        load_dataset(data_cfg(source="parquet", path=str(f), test_fraction=0.0))
 
 
 def test_cifar10_source_reads_a_parquet_folder(tmp_path):
