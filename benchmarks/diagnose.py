@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from sanitizer.layout import Paths
 from sanitizer.store import SampleStore
 
 from grid import DATASETS, ROWS, run_dir
@@ -25,11 +26,11 @@ from run_pipeline import REPO, markdown_table, pct
 
 def diagnose(run: Path) -> dict:
     """Per round k, D_s is the seed plus everything that joined before round k."""
-    data = run / "data"
-    truth = pl.read_parquet(data / "ingest/truth.parquet").sort("sample_id")
-    joined = pl.read_parquet(data / "enhance/rounds.parquet").sort("sample_id")["joined_round"].to_numpy()
-    loss = pl.read_parquet(data / "score/scores.parquet").sort("sample_id")["loss"].to_numpy()
-    rounds = json.loads((data / "evaluate/metrics.json").read_text())["rounds"]
+    data = Paths(run / "data")
+    truth = pl.read_parquet(data.truth).sort("sample_id")
+    joined = pl.read_parquet(data.rounds).sort("sample_id")["joined_round"].to_numpy()
+    loss = pl.read_parquet(data.scores).sort("sample_id")["loss"].to_numpy()
+    rounds = json.loads(data.metrics.read_text())["rounds"]
     poison, cover = truth["is_poison"].to_numpy(), truth["is_cover"].to_numpy()
     seed = joined == 0
     out = {"poisons": int(poison.sum()), "seed_loss_cut": float(loss[seed].min()), "rounds": []}
@@ -43,11 +44,11 @@ def diagnose(run: Path) -> dict:
     return out
 
 
-def _worst_class(data: Path, seed: np.ndarray, poison: np.ndarray) -> dict:
+def _worst_class(data: Paths, seed: np.ndarray, poison: np.ndarray) -> dict:
     """The seed's class with the largest poison share. C trains on D_s class-balanced, so a class
     that the seed holds few clean samples of gives its poisons a large weight."""
-    store = SampleStore(data / "ingest/store")
-    labels = store.samples.filter(pl.col("split") == "train")["label"].to_numpy()  # labels only: no image load
+    store = SampleStore(data.store)
+    labels = store.rows("train")["label"].to_numpy()  # labels only: no image load
     size = np.bincount(labels[seed], minlength=len(store.classes))
     poisons = np.bincount(labels[seed & poison], minlength=len(store.classes))
     worst = int(np.argmax(poisons / np.maximum(size, 1)))
@@ -75,7 +76,7 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=REPO / "benchmarks" / "runs")
     args = parser.parse_args()
     runs = {row: run_dir(args.workdir, args.dataset, row) for row in ROWS}
-    missing = [str(p) for p in runs.values() if not (p / "data/evaluate/metrics.json").exists()]
+    missing = [str(p) for p in runs.values() if not Paths(p / "data").metrics.exists()]
     if missing:
         sys.exit("no finished grid run in: " + ", ".join(missing) + f"\nrun `python benchmarks/grid.py {args.dataset}` first")
     rows = {row: diagnose(path) for row, path in runs.items()}

@@ -30,6 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 from conftest import make_project  # noqa: E402  (one way to lay out a fresh project)
 
+from sanitizer.layout import Paths  # noqa: E402
+
 CIFAR = str(REPO.parent / "shared/datasets/cifar10-jpeg")
 SCENARIOS = {
     "fmnist-badnets": {},
@@ -57,7 +59,7 @@ def run_scenario(name: str, overrides: dict, workdir: Path, command: str) -> dic
     start = time.perf_counter()
     noop = subprocess.run(["dvc", "repro"], cwd=proj, check=True, capture_output=True, text=True)
     noop_wall = time.perf_counter() - start
-    metrics = json.loads((proj / "data/evaluate/metrics.json").read_text())
+    metrics = json.loads(Paths(proj / "data").metrics.read_text())
     metrics["benchmark"] = {
         "scenario": name,
         "overrides": overrides,

@@ -16,6 +16,7 @@ import yaml
 
 from sanitizer.config import config
 from sanitizer.defenses.advrbd import log_prob_at_label, partition
+from sanitizer.layout import Paths
 from sanitizer.store import SampleStore
 from sanitizer.training import as_tensor, fit, new_model
 
@@ -26,10 +27,11 @@ def main() -> None:
     parser.add_argument("epochs", type=int, nargs="+")
     args = parser.parse_args()
     params = yaml.safe_load((args.run / "params.yaml").read_text())
-    store = SampleStore(args.run / "data/ingest/store")
+    paths = Paths(args.run / "data")
+    store = SampleStore(paths.store)
     train = store.split("train")
     x, y = as_tensor(train.images), as_tensor(train.labels)
-    truth = pl.read_parquet(args.run / "data/ingest/truth.parquet").sort("sample_id")
+    truth = pl.read_parquet(paths.truth).sort("sample_id")
     assert np.array_equal(truth["sample_id"].to_numpy(), train.sample_ids), "truth.parquet does not match the store"
     poison, cover = truth["is_poison"].to_numpy(), truth["is_cover"].to_numpy()
     cfg, arch = config("train", params), config("model", params).arch

@@ -11,7 +11,7 @@ import polars as pl
 from .errors import SanitizerError
 from .io import atomic_path, read_json, write_json
 from .layout import TIMED_STAGES
-from .manifest import read_aligned
+from .manifest import meta_value, read_aligned
 from .metrics import auroc, detection, roc_curve
 from .store import SampleStore
 from .training import as_tensor, load_model, predict
@@ -58,7 +58,9 @@ def evaluate(cfg, paths) -> None:
     # another run would otherwise give a silently wrong metrics.json.
     ids = store.rows("train")["sample_id"].to_numpy()
     truth = read_aligned(paths.truth, ["is_poison", "is_cover", "original_label"], ids)
-    has_truth = cfg["attack"].name != "none"
+    # The attack ingest actually ran, not today's params: a run by hand with other params must
+    # not treat a clean store's (all-False) truth as a benchmark, or a benchmark's as clean.
+    has_truth = meta_value(paths.truth, "attack") != "none"
     decisions = read_aligned(paths.decisions, ["decision", "new_label", "label"], ids)
     scores = read_aligned(paths.scores, ["score", "loss", "gap"], ids)
     rounds = read_aligned(paths.rounds, ["consistency", "joined_round"], ids)

@@ -30,7 +30,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 def write_json(path: str | Path, obj) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+        # allow_nan=False: a NaN would make invalid JSON, and hide a bug that produced it.
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def read_json(path: str | Path):

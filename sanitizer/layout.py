@@ -58,7 +58,7 @@ STAGES = (
     Stage("relabel", ("model", "train", "relabel"), ("store", "identify", "clean"), ("decisions", "defended")),
     Stage(
         "evaluate",
-        ("attack", "model", "evaluate"),
+        ("model", "evaluate"),
         ("store", "truth", "asr", "suspect", "oracle", "scores", "rounds", "snapshots", "clean", "decisions", "defended"),
         ("metrics", "plots"),
         reads_timings=True,

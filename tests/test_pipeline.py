@@ -12,16 +12,12 @@ from conftest import REPO, TINY_PARAMS, make_project, needs_fashion_mnist, run, 
 
 pytestmark = needs_fashion_mnist
 
-MANIFESTS = [
-    "ingest/store/samples.parquet",
-    "score/scores.parquet",
-    "partition/partition.parquet",
-    "enhance/rounds.parquet",
-    "identify/identify.parquet",
-    "relabel/decisions.parquet",
-]
-BENCHMARK_ONLY = ["truth.parquet", "asr"]  # what only evaluate may read
-DEFENSE_STAGES = ["train_suspect", "score", "partition", "enhance", "identify", "train_clean", "relabel"]
+from sanitizer.layout import ARTEFACTS, STAGES
+
+BENCHMARK_ONLY = ["truth", "asr"]  # ground truth: what only evaluate (and the oracle) may read
+MANIFESTS = ["ingest/store/samples.parquet"] + [p for a, p in ARTEFACTS.items() if p.endswith(".parquet") and a not in BENCHMARK_ONLY]
+# Every stage after ingest that declares no ground truth among what it reads.
+DEFENSE_STAGES = [s.name for s in STAGES[1:] if not set(BENCHMARK_ONLY) & set(s.reads)]
 
 
 def ran_stages(output: str) -> list[str]:
@@ -33,6 +29,10 @@ def project(tmp_path_factory):
     proj = make_project(tmp_path_factory.mktemp("dvc") / "proj", TINY_PARAMS)
     first = run(["dvc", "repro"], proj)
     return proj, first.stdout
+
+
+def test_the_defense_stages_are_the_seven_that_make_decisions():
+    assert DEFENSE_STAGES == ["train_suspect", "score", "partition", "enhance", "identify", "train_clean", "relabel"]
 
 
 def test_repro_runs_every_stage_and_writes_metrics(project):
@@ -79,12 +79,12 @@ def by_hand(tmp_path_factory):
 
     stage("ingest")
     for name in BENCHMARK_ONLY:
-        shutil.move(other / "data/ingest" / name, tmp / name)
+        shutil.move(other / "data" / ARTEFACTS[name], tmp / name)
     for name in DEFENSE_STAGES:
         stage(name)
     manifests = {m: (other / "data" / m).read_bytes() for m in MANIFESTS}
     for name in BENCHMARK_ONLY:
-        shutil.move(tmp / name, other / "data/ingest" / name)
+        shutil.move(tmp / name, other / "data" / ARTEFACTS[name])
     stage("train_oracle")
     stage("evaluate")
     return manifests, loaded
