@@ -69,6 +69,11 @@ STAGE_NAMES = tuple(s.name for s in STAGES)
 TIMED_STAGES = tuple(s.name for s in STAGES if not s.reads_timings)
 
 
+def writer(artefact: str) -> Stage:
+    """The stage that writes an artefact."""
+    return next(s for s in STAGES if artefact in s.writes)
+
+
 def stage(name: str) -> Stage:
     for s in STAGES:
         if s.name == name:

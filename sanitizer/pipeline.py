@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 from .config import config, load_params
-from .io import atomic_outputs, write_json
-from .layout import Paths, Stage, stage
+from .errors import SanitizerError
+from .io import atomic_outputs, read_json, write_json
+from .layout import Paths, Stage, stage, writer
 
 
 class StageParams(dict):
@@ -30,8 +31,41 @@ def run_stage(name: str, params_path: str | Path = "params.yaml", root: str | Pa
     st = stage(name)
     params = load_params(params_path)  # every section, so a typo anywhere fails at the first stage
     paths = Paths(root)
+    store = lineage(st, paths)
     body = importlib.import_module(f"stages.{name}").run
     start = time.perf_counter()
     with atomic_outputs(*paths.outputs(st)):
         body(StageParams(st, params), paths)
-        write_json(paths.root / st.timing(), {"wall_seconds": round(time.perf_counter() - start, 2)})
+        if store is None:  # ingest: the store it just wrote
+            from .store import SampleStore
+
+            store = SampleStore(paths.store).fingerprint
+        # The stage's record: its wall time, and which sample store its outputs come from.
+        write_json(paths.root / st.timing(), {"wall_seconds": round(time.perf_counter() - start, 2), "store": store})
+
+
+def lineage(st: Stage, paths: Paths) -> str | None:
+    """The sample store every input of the stage was computed from, by the records of the
+    stages that wrote them. Inputs from different stores (ingest re-ran, and not every stage
+    after it did) would give a silently wrong result: that is an error naming the stale ones."""
+    if not st.reads:
+        return None
+    current = _store_of(paths, stage("ingest"))
+    stores = {w.name: _store_of(paths, w) for w in map(writer, st.reads)}
+    never = sorted(name for name, fp in stores.items() if fp is None)
+    if current is not None and never:
+        raise SanitizerError(f"{', '.join(never)} has not run on this sample store: run it first (`dvc repro` runs what is missing)")
+    stale = sorted(name for name, fp in stores.items() if fp != current)
+    if stale:
+        raise SanitizerError(
+            f"the outputs of {', '.join(stale)} come from another run (not from the sample store ingest wrote last); "
+            f"re-run {', '.join(stale)} and the stages after it (`dvc repro` does)"
+        )
+    return current
+
+
+def _store_of(paths: Paths, st: Stage) -> str | None:
+    try:
+        return read_json(paths.root / st.timing()).get("store")
+    except (OSError, ValueError, AttributeError):  # not run yet, or a damaged record
+        return None

@@ -4,6 +4,8 @@ arrays in a few `.npy` shards (never one file per sample: DVC hashes every file)
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -59,6 +61,17 @@ class RawDataset:
         return np.flatnonzero(self.splits == name)
 
 
+def fingerprint(raw: RawDataset, order: np.ndarray) -> str:
+    """A hash of everything a store holds: ids, splits, labels, classes and image bytes."""
+    h = hashlib.sha256()
+    for part in (raw.sample_ids[order].astype(str), raw.splits[order].astype(str)):
+        h.update("\n".join(part.tolist()).encode())
+    h.update(raw.labels[order].astype(np.int64).tobytes())
+    h.update(json.dumps(list(raw.classes)).encode())
+    h.update(np.ascontiguousarray(raw.images[order]).tobytes())
+    return h.hexdigest()
+
+
 def write_store(path: str | Path, raw: RawDataset, stage: str = "ingest") -> None:
     """Write the store atomically, rows sorted by sample_id so shard contents are stable."""
     order = np.argsort(raw.sample_ids, kind="stable")
@@ -79,7 +92,7 @@ def write_store(path: str | Path, raw: RawDataset, stage: str = "ingest") -> Non
             df,
             tmp / "samples.parquet",
             stage,
-            {"classes": list(raw.classes), "source": raw.name, "image_shape": list(raw.images.shape[1:])},
+            {"classes": list(raw.classes), "source": raw.name, "image_shape": list(raw.images.shape[1:]), "fingerprint": fingerprint(raw, order)},
         )
 
 
@@ -96,6 +109,10 @@ class SampleStore:
     @cached_property
     def classes(self) -> list[str]:
         return meta_value(self.path / "samples.parquet", "classes")
+
+    @cached_property
+    def fingerprint(self) -> str:
+        return meta_value(self.path / "samples.parquet", "fingerprint")
 
     @cached_property
     def image_shape(self) -> tuple[int, int, int]:

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from test_datasets import write_image, write_table
 
 from sanitizer.cli import main
-from sanitizer.layout import Paths, stage
+from sanitizer.layout import Paths, stage, writer
 
 
 @dataclass
@@ -140,18 +140,42 @@ def truncate(path: Path, keep: float = 0.5) -> None:
     path.write_bytes(blob[: int(len(blob) * keep)])
 
 
-def damage(artefact: str, how: Callable[[Path], None]) -> Callable[[Path], dict]:
+def damage(artefact: str, how: Callable[[Path], None], also_ran: tuple[str, ...] = ()) -> Callable[[Path], dict]:
     """Good data, ingested; then one artefact (by its layout name) is damaged or replaced
-    before the stage under test runs."""
+    before the stage under test runs (`also_ran`: stages to record as run, so that the stage
+    under test gets past the check that its inputs come from this store)."""
 
     def make(tmp: Path) -> dict:
         overrides = params({})(tmp)
         params_file(tmp, overrides)
         assert sanitize(tmp, "ingest")[0] == 0
-        how(getattr(Paths(tmp / "data"), artefact))
+        paths = Paths(tmp / "data")
+        how(getattr(paths, artefact))
+        for name in (writer(artefact).name, *also_ran):
+            ran(paths, name)
         return overrides
 
     return make
+
+
+def ran(paths: Paths, name: str) -> None:
+    """The record a stage leaves when it ran on the current store."""
+    record = paths.root / stage(name).timing()
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text((paths.root / stage("ingest").timing()).read_text())
+
+
+def reingested(tmp: Path) -> dict:
+    """A model trained on the store, then the data changed and ingest ran again (by hand)."""
+    overrides = params({})(tmp)
+    params_file(tmp, overrides)
+    assert sanitize(tmp, "ingest")[0] == 0
+    paths = Paths(tmp / "data")
+    write_model(2)(paths.suspect)
+    ran(paths, "train_suspect")
+    write_image(Path(overrides["data"]["path"]) / "cat" / "new.png", 77, (1, 8, 8))
+    assert sanitize(tmp, "ingest")[0] == 0
+    return overrides
 
 
 def write_model(classes: int) -> Callable[[Path], None]:
@@ -195,6 +219,8 @@ def shard(data_store: Path) -> None:
 
 
 # ---------------------------------------------------------------- the corpus
+
+EVALUATE_READS = tuple(sorted({writer(a).name for a in stage("evaluate").reads}))
 
 CASES = [
     # Layouts a team really has.
@@ -257,8 +283,10 @@ CASES = [
     Case("model for another number of classes", damage("suspect", write_model(3)), error=r"model.pt does not fit this store's images and classes", stage="score"),
     Case("truncated manifest", damage("scores", chain(foreign_manifest("score", {"score": 0.0, "loss": 0.0, "gap": 0.0}), truncate)), error=r"scores.parquet is damaged or not a Parquet file", stage="partition"),
     Case("manifest from another run", damage("partition", foreign_manifest("partition", {"subset": "seed"})), error=r"partition.parquet does not match the sample store's train split", stage="enhance", before=("train_suspect",)),
-    Case("decisions from another run", damage("decisions", foreign_manifest("relabel", {"label": 0, "decision": "keep", "new_label": 0, "confidence": 1.0, "reason": "r"})), error=r"decisions.parquet does not match", stage="evaluate"),
+    Case("decisions from another run", damage("decisions", foreign_manifest("relabel", {"label": 0, "decision": "keep", "new_label": 0, "confidence": 1.0, "reason": "r"}), also_ran=EVALUATE_READS), error=r"decisions.parquet does not match", stage="evaluate"),
     Case("truncated image shard", damage("store", shard), error="damaged image shard", stage="train_suspect"),
+    Case("stage whose inputs were never made", params({}), error=r"train_suspect has not run on this sample store: run it first", stage="score", before=("ingest",)),
+    Case("model trained before ingest re-ran", reingested, error=r"stage score: the outputs of train_suspect come from another run.*re-run train_suspect", stage="score"),
     Case("no sample store", lambda tmp: params({})(tmp), error="no sample store", stage="score"),
 ]
 
@@ -308,4 +336,4 @@ def test_user_text_in_inspect_is_shown_as_text(tmp_path):
 def test_corpus_counts():
     """The README quotes these counts; keep them in step."""
     errors = sum(c.error is not None for c in CASES)
-    assert (len(CASES), errors, len(CASES) - errors) == (59, 51, 8), (len(CASES), errors, len(CASES) - errors)
+    assert (len(CASES), errors, len(CASES) - errors) == (61, 53, 8), (len(CASES), errors, len(CASES) - errors)
