@@ -30,6 +30,9 @@ def run(stage: str, params: str, data: str) -> None:
         run_stage(stage, params, data)
     except SanitizerError as e:
         raise click.ClickException(f"stage {stage}: {e}") from None
+    except KeyboardInterrupt:
+        click.echo(f"stage {stage} interrupted; it left none of its outputs", err=True)
+        sys.exit(130)
 
 
 @main.command()

@@ -19,3 +19,6 @@ def main(name: str) -> None:
     except SanitizerError as e:
         print(f"error in stage {name}: {e}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"stage {name} interrupted; it left none of its outputs", file=sys.stderr)
+        sys.exit(130)

@@ -113,3 +113,22 @@ def test_stage_params_in_dvc_yaml_are_the_declared_ones():
     assert list(dvc) == list(STAGE_NAMES)
     for st in STAGES:
         assert dvc[st.name]["params"] == list(st.params)
+
+
+@needs_fashion_mnist
+def test_ctrl_c_mid_write_says_so_and_leaves_nothing(tmp_path):
+    import time
+
+    write_params(tmp_path / "params.yaml", {})
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "stages.ingest"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ingest = tmp_path / "data/ingest"
+    deadline = time.monotonic() + 120
+    while not (ingest.is_dir() and any(p.name.startswith(".") for p in ingest.iterdir())):  # writing has begun
+        assert proc.poll() is None and time.monotonic() < deadline, "ingest ended before it could be interrupted"
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted; it left none of its outputs" in err and "Traceback" not in err
+    assert not list(ingest.iterdir())
