@@ -58,6 +58,24 @@ def inspect(data: str, top: int, class_name: str | None, by: str) -> None:
 
 
 @main.command()
+@click.option("--data", default="data", show_default=True, type=click.Path(file_okay=False), help="Data root.")
+@click.option("--out", required=True, type=click.Path(), help="Folder to write the sanitized training set to.")
+@click.option("--format", "fmt", type=click.Choice(["imagefolder", "parquet"]), default="imagefolder", show_default=True)
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def export(data: str, out: str, fmt: str, force: bool) -> None:
+    """Write the sanitized training set: kept samples, relabelled ones under their new label,
+    dropped ones left out, and changes.csv listing what changed."""
+    from .errors import SanitizerError
+    from .export import export as write_export
+
+    try:
+        done = write_export(data, out, fmt, force)
+    except SanitizerError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {done['exported']} samples to {done['out']} ({done['format']}): {done['keep']} kept, {done['relabel']} relabelled, {done['drop']} dropped (see changes.csv)")
+
+
+@main.command()
 @click.option("--params", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--out", default="gallery.png", show_default=True, type=click.Path(dir_okay=False), help="PNG to write.")
 @click.option("--attack", "attacks", multiple=True, help="Only this attack (repeatable); default: all.")

@@ -31,7 +31,7 @@ def run_stage(name: str, params_path: str | Path = "params.yaml", root: str | Pa
     st = stage(name)
     params = load_params(params_path)  # every section, so a typo anywhere fails at the first stage
     paths = Paths(root)
-    store = lineage(st, paths)
+    store = require_same_store(paths, st.reads) if st.reads else None
     body = importlib.import_module(f"stages.{name}").run
     start = time.perf_counter()
     with atomic_outputs(*paths.outputs(st)):
@@ -44,14 +44,12 @@ def run_stage(name: str, params_path: str | Path = "params.yaml", root: str | Pa
         write_json(paths.root / st.timing(), {"wall_seconds": round(time.perf_counter() - start, 2), "store": store})
 
 
-def lineage(st: Stage, paths: Paths) -> str | None:
-    """The sample store every input of the stage was computed from, by the records of the
-    stages that wrote them. Inputs from different stores (ingest re-ran, and not every stage
-    after it did) would give a silently wrong result: that is an error naming the stale ones."""
-    if not st.reads:
-        return None
+def require_same_store(paths: Paths, artefacts) -> str | None:
+    """The sample store the artefacts were computed from, by the records of the stages that
+    wrote them. Inputs from different stores (ingest re-ran, and not every stage after it did)
+    would give a silently wrong result: that is an error naming the stale ones."""
     current = _store_of(paths, stage("ingest"))
-    stores = {w.name: _store_of(paths, w) for w in map(writer, st.reads)}
+    stores = {w.name: _store_of(paths, w) for w in map(writer, artefacts)}
     never = sorted(name for name, fp in stores.items() if fp is None)
     if current is not None and never:
         raise SanitizerError(f"{', '.join(never)} has not run on this sample store: run it first (`dvc repro` runs what is missing)")
