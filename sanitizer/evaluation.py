@@ -43,12 +43,6 @@ class Bench:
         asr = (predict(model, self.x_bd).argmax(1) == self.y_bd).float().mean().item() if len(self.y_bd) else None
         return {"acc": acc, "asr": asr}
 
-    def measure_file(self, path: Path) -> dict:
-        from .training import load_state, new_model
-
-        model = new_model(self.arch, self.store.image_shape, len(self.store.classes))
-        load_state(model, path)
-        return self.measure(model.eval())
 
 
 def evaluate(cfg, paths) -> None:
@@ -118,8 +112,8 @@ def _round_rows(bench: Bench, paths) -> list[dict]:
     rows = []
     for enhanced in sorted(paths.snapshots.glob("round-*-enhanced.pt"), key=lambda p: int(p.name.split("-")[1])):
         k = int(enhanced.name.split("-")[1])
-        e = bench.measure_file(enhanced)
-        c = bench.measure_file(enhanced.with_name(f"round-{k}-clean.pt"))
+        e = bench.measure(bench.model(enhanced))
+        c = bench.measure(bench.model(enhanced.with_name(f"round-{k}-clean.pt")))
         rows.append({"round": k, "enhanced_acc": e["acc"], "enhanced_asr": e["asr"], "clean_acc": c["acc"], "clean_asr": c["asr"]})
     return rows
 

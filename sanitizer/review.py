@@ -18,8 +18,10 @@ from .manifest import meta_value, read_manifest
 
 def load_review(data: str | Path) -> tuple[pl.DataFrame, list[str]]:
     from .layout import Paths
+    from .pipeline import require_same_store
 
     paths = Paths(data)
+    require_same_store(paths, ("decisions", "identify", "scores"))
     decisions = read_manifest(paths.decisions, ["sample_id", "label", "decision", "new_label", "confidence", "reason"])
     ident = read_manifest(paths.identify, ["sample_id", "consistency"])
     scores = read_manifest(paths.scores, ["sample_id", "gap"])

@@ -56,6 +56,26 @@ def test_second_repro_is_a_no_op(project):
     assert ran_stages(run(["dvc", "repro"], proj).stdout) == []
 
 
+def test_a_teammate_pulls_the_decisions_instead_of_recomputing_them(project, tmp_path):
+    """Push a finished run to a DVC remote; a fresh clone pulls it and finds nothing to re-run:
+    the same decisions, byte for byte, with no stage run."""
+    proj, _ = project
+    remote = tmp_path / "remote"
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    run(["dvc", "remote", "add", "-d", "team", str(remote)], proj)
+    run(["git", "add", "-A"], proj)
+    run([*git, "commit", "-q", "-m", "pipeline run"], proj)
+    run(["dvc", "push", "-q"], proj)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(proj), str(clone)], tmp_path)
+    assert not (clone / "data/relabel/decisions.parquet").exists()
+    run(["dvc", "pull", "-q"], clone)
+    assert "up to date" in run(["dvc", "status"], clone).stdout
+    assert ran_stages(run(["dvc", "repro"], clone).stdout) == []
+    for manifest in MANIFESTS:
+        assert (clone / "data" / manifest).read_bytes() == (proj / "data" / manifest).read_bytes(), manifest
+
+
 # Runs a stage as `python -m stages.<name>` does, then records every module it loaded.
 TRACED = """
 import atexit, json, runpy, sys
