@@ -392,7 +392,7 @@ def _named_classes(tables: list, labels: np.ndarray, path: Path) -> list[str]:
         if by_label.setdefault(label, name) != name:
             raise SanitizerError(f"{path}: label {label} is called both {by_label[label]!r} and {name!r} in column 'class_name'")
     _require_contiguous(labels, path, "so column 'class_name' cannot name those classes")
-    classes = [by_label[i] for i in range(len(by_label))]
+    classes = [by_label[i] for i in range(int(labels.max()) + 1)]  # a negative label fails later, named
     if len(set(classes)) != len(classes):
         raise SanitizerError(f"{path}: column 'class_name' gives one name to several labels ({_listing(sorted({c for c in classes if classes.count(c) > 1}))})")
     return classes

@@ -252,6 +252,7 @@ CASES = [
     Case("class list with an empty name", parquet([0, 1, 2], metadata={"classes": "a,,c"}), error="empty class name"),
     Case("class with no train samples", parquet([0, 1, 0, 1] * 4, metadata={"classes": json.dumps(["a", "b", "c"])}), error=r"class\(es\) c have no train samples"),
     Case("class_name column giving a label two names", parquet([0, 1, 0, 1], extra={"class_name": ["a", "b", "x", "b"]}), error="label 0 is called both 'a' and 'x'"),
+    Case("negative label beside a class_name column", parquet(pa.array([0, -1, 1, 0], pa.int64()), extra={"class_name": ["a", "z", "b", "a"]}), error="label -1 of sample"),
     Case("class_name column with a null", parquet([0, 1, 0, 1], extra={"class_name": ["a", None, "a", "b"]}), error="'class_name' has a null"),
     Case("class_name column giving two labels one name", parquet([0, 1, 0, 1], extra={"class_name": ["a", "a", "a", "a"]}), error="one name to several labels"),
     Case("split column with no test rows", parquet([0, 1, 0, 1], extra={"split": ["train"] * 4}), error="no test samples"),
@@ -336,4 +337,4 @@ def test_user_text_in_inspect_is_shown_as_text(tmp_path):
 def test_corpus_counts():
     """The README quotes these counts; keep them in step."""
     errors = sum(c.error is not None for c in CASES)
-    assert (len(CASES), errors, len(CASES) - errors) == (61, 53, 8), (len(CASES), errors, len(CASES) - errors)
+    assert (len(CASES), errors, len(CASES) - errors) == (62, 54, 8), (len(CASES), errors, len(CASES) - errors)
