@@ -39,7 +39,7 @@ def require_trainable(raw: RawDataset) -> None:
     counts = np.bincount(raw.labels[raw.split("train")], minlength=len(raw.classes))
     empty = [raw.classes[c] for c in np.flatnonzero(counts == 0)]
     if empty:
-        raise SanitizerError(f"{raw.name}: class(es) {_listing(empty)} have no train samples; add some, or remove them from the class list")
+        raise SanitizerError(f"{raw.name}: class(es) {_listing(empty)} have no train samples; add some, raise data.limit if it is set, or drop them from the class list")
 
 
 def load_dataset(cfg: DataConfig) -> RawDataset:
