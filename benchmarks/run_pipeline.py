@@ -87,7 +87,16 @@ def machine() -> str:
     import torch
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
-    return f"{platform.machine()}, {os.cpu_count()} cores, {device}, Python {platform.python_version()}, torch {torch.__version__}"
+    return f"{platform.machine()} {cpu_model()}, {os.cpu_count()} cores, {device}, Python {platform.python_version()}, torch {torch.__version__}"
+
+
+def cpu_model() -> str:
+    """Machines of one kind differ in processor, and so in speed and floating-point path."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), platform.processor())
 
 
 def pct(x) -> str:

@@ -80,7 +80,7 @@ def test_registry_has_every_attack():
 
 
 def test_unknown_attack_name():
-    with pytest.raises(SanitizerError, match=r"\[attack\]\.name: unknown attack 'nosuch'; known: .*badnets"):
+    with pytest.raises(SanitizerError, match=r"\[attack\]\.name must be one of \[.*'badnets'.*\], got 'nosuch'"):
         _attack(name="nosuch")
 
 
@@ -222,7 +222,9 @@ def test_inputs_never_mutated(variant):
 @pytest.mark.parametrize("name", ATTACK_NAMES)
 @pytest.mark.parametrize("target", [K, -1])
 def test_target_out_of_range(name, target):
-    with pytest.raises(SanitizerError, match=rf"\[attack\]\.target {target} is not a class index \(0\.\.{K - 1}\)"):
+    # A negative target fails with the params (its range), one past the classes with the attack.
+    message = rf"\[attack\]\.target must be in \[0, " if target < 0 else rf"\[attack\]\.target {target} is not a class index \(0\.\.{K - 1}\)"
+    with pytest.raises(SanitizerError, match=message):
         _attack(name=name, target=target)
 
 
@@ -285,20 +287,23 @@ def test_too_many_covers():
 @pytest.mark.parametrize("pieces", [15, 2, 1, 0, -4, 81])
 def test_adaptive_blend_pieces_invalid(pieces):
     # not a square, a single block (half of it is nothing), or more blocks per side than pixels
-    with pytest.raises(SanitizerError, match=rf"\[attack\]\.pieces must be a square number .*got {pieces}"):
+    message = rf"\[attack\]\.pieces must be in \[1, 4096\], got {pieces}" if pieces < 1 else rf"\[attack\]\.pieces must be a square number .*got {pieces}"
+    with pytest.raises(SanitizerError, match=message):
         _attack(name="adaptive_blend", pieces=pieces)
 
 
 @pytest.mark.parametrize("kw", [{"patches_per_sample": 5}, {"patches_per_sample": 0}, {"patch_alphas": [0.5] * 6}, {"patch_alphas": []}])
 def test_adaptive_patch_params_invalid(kw):
-    with pytest.raises(SanitizerError, match="adaptive_patch needs 1..5 patch_alphas and 1..len\\(patch_alphas\\) patches_per_sample"):
+    message = r"\[attack\]\.patches_per_sample must be in \[1, 64\]" if kw.get("patches_per_sample") == 0 else r"adaptive_patch needs 1..5 patch_alphas and 1..len\(patch_alphas\) patches_per_sample"
+    with pytest.raises(SanitizerError, match=message):
         _attack(name="adaptive_patch", **kw)
 
 
 @pytest.mark.parametrize("source", [1, K, -1])
 def test_tact_source_invalid(source):
     # the default target is 1, so source 1 is the target itself
-    with pytest.raises(SanitizerError, match=rf"\[attack\]\.source {source} must be a class index other than the target"):
+    message = r"\[attack\]\.source must be in \[0, " if source < 0 else rf"\[attack\]\.source {source} must be a class index other than the target"
+    with pytest.raises(SanitizerError, match=message):
         _attack(name="tact", source=source)
 
 
