@@ -6,11 +6,11 @@ correct result that the case checks. The README reports the counts of CASES."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet  # noqa: F401  (pa.parquet)
 import pytest
@@ -90,7 +90,6 @@ def params(overrides: dict) -> Callable[[Path], dict]:
     return make
 
 
-GOOD = imagefolder({"cat": 8, "dog": 8})
 MARKUP = "[bold red]x[/]"
 SCRIPT = "<script>alert(1)</script>"
 
@@ -306,7 +305,7 @@ def test_bad_input(case: Case, tmp_path):
         case.check(tmp_path / "data", output)
         return
     assert code == 1 and isinstance(exc, SystemExit), f"expected a clear error, got exit {code}:\n{output}\n{exc!r}"
-    assert __import__("re").search(case.error, " ".join(output.split())), output
+    assert re.search(case.error, " ".join(output.split())), output
     # Nothing half-written: none of the failed stage's outputs, and no temp folders.
     stage_dir = tmp_path / "data" / case.stage
     left = sorted(p.name for p in stage_dir.iterdir()) if stage_dir.exists() else []
