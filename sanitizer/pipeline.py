@@ -36,7 +36,7 @@ def run_stage(name: str, params_path: str | Path = "params.yaml", root: str | Pa
     start = time.perf_counter()
     with atomic_outputs(*paths.outputs(st)):
         body(StageParams(st, params), paths)
-        if store is None:  # ingest: the store it just wrote
+        if not st.reads:  # ingest: the store it just wrote
             from .store import SampleStore
 
             store = SampleStore(paths.store).fingerprint
