@@ -41,10 +41,10 @@ def run(stage: str, params: str, data: str) -> None:
 @click.option("--class", "class_name", default=None, help="Only list samples with this given label.")
 @click.option(
     "--by",
-    type=click.Choice(["consistency", "gap"]),
-    default="consistency",
+    default="suspicion",
     show_default=True,
-    help="consistency: flagged samples by AdvrBD's score; gap: samples of any decision by purification gap.",
+    help="A signal of the method (listed in detect/suspicion.parquet; a wrong name lists them): "
+    "suspicion ranks the flagged samples, any other signal samples of every decision.",
 )
 def inspect(data: str, top: int, class_name: str | None, by: str) -> None:
     """Per-class summary of the decisions and the most suspicious samples."""

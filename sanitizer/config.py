@@ -176,6 +176,25 @@ class TrainConfig:
     seed: Seed = 0
 
 
+# The methods this project ships (sanitizer/methods/), spelled out so a typo in method.name
+# fails before any stage works; a test keeps the list equal to the package's modules. A method
+# registered at run time (a plug-in) is accepted too.
+SHIPPED_METHODS = ("advrbd", "loss", "pbe", "pud")
+
+
+@section("method")
+class MethodConfig:
+    # The detection method (sanitizer/methods/<name>.py); its knobs are its own section.
+    name: str = "advrbd"
+
+    def validate(self):
+        from .methods.base import METHODS
+
+        known = sorted({*SHIPPED_METHODS, *METHODS.names()})
+        if self.name not in known:
+            raise SanitizerError(f"params.yaml [method].name must be one of {known}, got {self.name!r}")
+
+
 @section("score")
 class ScoreConfig:
     eps: Annotated[float, Range(0.0, 1.0, open_lo=True)] = 16 / 255
@@ -245,6 +264,64 @@ class IdentifyConfig:
     threshold: Annotated[float, Range(0.0, 100.0)] = 1.25
 
 
+@section("loss")
+class LossConfig:
+    # ABL's loss-guided isolation: the share of the train set with the lowest loss at the
+    # given label under the suspect model that is flagged (ABL isolates 1 %).
+    isolation: Annotated[float, Range(0.0, 1.0, open_lo=True)] = 0.01
+
+
+@section("pbe")
+class PBEConfig:
+    # Untargeted L-inf PGD at each sample's given label (PBE: 7 steps of eps/5, eps 6/255).
+    eps: Annotated[float, Range(0.0, 1.0, open_lo=True)] = 6 / 255
+    steps: Annotated[int, Range(1, 1000)] = 7
+    # Share of the train set, drawn at random, that the first round fine-tunes on.
+    start: Annotated[float, Range(0.0001, 1.0)] = 0.05
+    # After each round, the next subset: this share of the train set with the highest agreement.
+    # One round per entry, plus the first: 4 rounds.
+    schedule: tuple[Annotated[float, Range(0.0001, 1.0)], ...] = (0.2, 0.5, 0.7)
+    epochs: Annotated[int, Range(1, 1000)] = 10
+    # Rounds after the first are adversarial only for this share of their first epoch.
+    adversarial_share: Fraction = 0.1
+    lr: Rate = 0.001
+    batch_size: Batch = 128
+    seed: Seed = 0
+
+
+@section("pud")
+class PUDConfig:
+    eps: Annotated[float, Range(0.0, 1.0, open_lo=True)] = 6 / 255
+    last_eps: Annotated[float, Range(0.0, 1.0, open_lo=True)] = 4 / 255  # the last round's eps
+    steps: Annotated[int, Range(1, 1000)] = 7
+    # Target inference: this many random train samples are attacked; a class is the target
+    # when the share of their adversarial examples landing in it is an outlier among classes
+    # by more than `target_anomaly` MAD anomaly indexes (3.5: Iglewicz and Hoaglin's cut).
+    target_samples: Annotated[int, Range(10, 10**9)] = 2000
+    target_anomaly: Annotated[float, Range(0.0, 1e6)] = 3.5
+    # SPECTRE on the inferred target class: features projected on this many principal
+    # directions, QUE strength alpha.
+    feature_dims: Annotated[int, Range(1, 4096)] = 32
+    que_alpha: Annotated[float, Range(0.0, 100.0)] = 4.0
+    start: Annotated[float, Range(0.0001, 1.0)] = 0.05
+    # One round per entry, plus the first: 5 rounds.
+    schedule: tuple[Annotated[float, Range(0.0001, 1.0)], ...] = (0.2, 0.4, 0.7, 0.8)
+    epochs: Annotated[int, Range(1, 1000)] = 10
+    adversarial_share: Fraction = 0.1
+    # Unlearning: the lowest-scored share of the train set, its loss weight, the floor on its
+    # cross-entropy (so unlearning cannot diverge) and the L1 pull toward the suspect's weights.
+    unlearn: Fraction = 0.01
+    unlearn_weight: Annotated[float, Range(0.0, 100.0)] = 0.003
+    unlearn_floor: Annotated[float, Range(0.0, 100.0, open_lo=True)] = 10.0
+    l1: Annotated[float, Range(0.0, 1.0)] = 1e-6
+    # Mean-teacher phase on the final subset.
+    teacher_epochs: Annotated[int, Range(0, 1000)] = 2
+    ema: Annotated[float, Range(0.0, 1.0)] = 0.99
+    lr: Rate = 0.001
+    batch_size: Batch = 128
+    seed: Seed = 0
+
+
 @section("relabel")
 class RelabelConfig:
     # Fine-tuning on clean + relabelled samples (Eq. 5).
@@ -260,6 +337,11 @@ class RelabelConfig:
 @section("evaluate")
 class EvaluateConfig:
     batch_size: Batch = 1024
+    # Robust accuracy: untargeted PGD at the true label (PUD's protocol: 7 steps, eps 6/255) on
+    # this many clean test images, the first by sample_id.
+    robust_samples: Annotated[int, Range(0, 10**9)] = 1000
+    robust_eps: Annotated[float, Range(0.0, 1.0)] = 6 / 255
+    robust_steps: Annotated[int, Range(1, 1000)] = 7
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:

@@ -23,9 +23,8 @@ PACKAGES = ("sanitizer", "stages")
 DATA = "data"
 HEADER = "# Generated from sanitizer/layout.py by `python -m sanitizer.dvcfile`; edit the layout, not this file.\n"
 PLOTS = [
-    {f"{DATA}/evaluate/plots/score_distribution.csv": {"x": "log10_score", "y": "count", "template": "linear"}},
+    {f"{DATA}/evaluate/plots/score_distribution.csv": {"x": "suspicion", "y": "count", "template": "linear"}},
     {f"{DATA}/evaluate/plots/roc.csv": {"x": "fpr", "y": "tpr", "template": "simple"}},
-    {f"{DATA}/evaluate/plots/rounds.csv": {"x": "round", "y": ["enhanced_acc", "enhanced_asr", "clean_acc", "clean_asr"]}},
 ]
 
 
@@ -75,13 +74,29 @@ def code_deps(module: str) -> list[Path]:
     return sorted(seen)
 
 
+def method_sections() -> list[str]:
+    """Every shipped method's own params section."""
+    from .methods import METHODS, load_all
+
+    load_all()
+    return sorted({METHODS.get(name).section for name in METHODS.names()} - {None})
+
+
 def stage_entry(st: Stage) -> dict:
-    code = [p.relative_to(ROOT).as_posix() for p in code_deps(f"stages.{st.name}")]
+    modules = [f"stages.{st.name}"]
+    params = list(st.params)
+    if st.runs_method:
+        # It imports the chosen method by name, so it depends on every method's code and params.
+        from .methods import module_names
+
+        modules += [f"sanitizer.methods.{m}" for m in module_names()]
+        params += method_sections()
+    code = [p.relative_to(ROOT).as_posix() for p in sorted(set().union(*map(code_deps, modules)))]
     reads = [f"{DATA}/{ARTEFACTS[a]}" for a in st.reads]
     if st.reads_timings:
         reads += [f"{DATA}/{name}/timing.json" for name in TIMED_STAGES]
     outs = [f"{DATA}/{ARTEFACTS[a]}" for a in st.writes if a not in METRICS] + [f"{DATA}/{st.timing()}"]
-    entry = {"cmd": f"python -m stages.{st.name}", "deps": code + reads, "params": list(st.params), "outs": outs}
+    entry = {"cmd": f"python -m stages.{st.name}", "deps": code + reads, "params": params, "outs": outs}
     metrics = [f"{DATA}/{ARTEFACTS[a]}" for a in st.writes if a in METRICS]
     if metrics:
         entry["metrics"] = metrics

@@ -23,6 +23,8 @@ ARTEFACTS = {
     "enhanced": "enhance/enhanced.pt",
     "snapshots": "enhance/rounds",
     "identify": "identify/identify.parquet",
+    "suspicion": "detect/suspicion.parquet",
+    "method_models": "detect/models",
     "clean": "train_clean/model.pt",
     "decisions": "relabel/decisions.parquet",
     "defended": "relabel/model.pt",
@@ -40,6 +42,11 @@ class Stage:
     writes: tuple[str, ...]
     # Reads every other stage's timing.json (evaluate reports the wall time of each).
     reads_timings: bool = False
+    # A sub-stage of one method: it does its work only when params.yaml picks that method,
+    # and otherwise writes placeholders (DVC needs its outputs; nothing reads them).
+    only_for: str | None = None
+    # Runs the method params.yaml picks: it also gets that method's own params section.
+    runs_method: bool = False
 
     def timing(self) -> str:
         return f"{self.name}/timing.json"
@@ -50,16 +57,20 @@ STAGES = (
     Stage("train_suspect", ("model", "train"), ("store",), ("suspect",)),
     # Benchmark upper bound: reads the ground truth, so it is no defense stage.
     Stage("train_oracle", ("model", "train"), ("store", "truth"), ("oracle",)),
-    Stage("score", ("model", "score", "purify"), ("store", "suspect"), ("scores",)),
-    Stage("partition", ("partition",), ("store", "scores"), ("partition",)),
-    Stage("enhance", ("model", "train", "enhance"), ("store", "suspect", "partition"), ("rounds", "enhanced", "snapshots")),
-    Stage("identify", ("identify",), ("rounds",), ("identify",)),
-    Stage("train_clean", ("model", "train"), ("store", "identify"), ("clean",)),
-    Stage("relabel", ("model", "train", "relabel"), ("store", "identify", "clean"), ("decisions", "defended")),
+    # AdvrBD's own stages, cached one by one: changing the partition rate re-runs only what follows.
+    Stage("score", ("method", "model", "score", "purify"), ("store", "suspect"), ("scores",), only_for="advrbd"),
+    Stage("partition", ("method", "partition"), ("store", "scores"), ("partition",), only_for="advrbd"),
+    Stage("enhance", ("method", "model", "train", "enhance"), ("store", "suspect", "partition"), ("rounds", "enhanced", "snapshots"), only_for="advrbd"),
+    Stage("identify", ("method", "identify"), ("rounds",), ("identify",), only_for="advrbd"),
+    # The method-neutral hand-over: every stage after it reads only suspicion.parquet. It reads
+    # the outputs of every method's own stages (DVC needs them listed); a method uses its own.
+    Stage("detect", ("method", "model", "train"), ("store", "suspect", "scores", "partition", "identify", "enhanced"), ("suspicion", "method_models"), runs_method=True),
+    Stage("train_clean", ("model", "train"), ("store", "suspicion"), ("clean",)),
+    Stage("relabel", ("model", "train", "relabel"), ("store", "suspicion", "clean"), ("decisions", "defended")),
     Stage(
         "evaluate",
         ("model", "evaluate"),
-        ("store", "truth", "asr", "suspect", "oracle", "scores", "rounds", "snapshots", "clean", "decisions", "defended"),
+        ("store", "truth", "asr", "suspect", "oracle", "suspicion", "method_models", "clean", "decisions", "defended"),
         ("metrics", "plots"),
         reads_timings=True,
     ),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .config import config, load_params
 from .errors import SanitizerError
-from .io import atomic_outputs, read_json, write_json
+from .io import atomic_outputs, atomic_path, read_json, write_json
 from .layout import Paths, Stage, stage, writer
 
 
@@ -21,10 +21,18 @@ class StageParams(dict):
 
     def __init__(self, st: Stage, params: dict):
         super().__init__({name: config(name, params) for name in st.params})
-        self.stage = st.name
+        self.stage = st
+        self._params = params
 
     def __missing__(self, section: str):
-        raise KeyError(f"stage {self.stage} reads params section {section!r}, which sanitizer/layout.py does not declare for it")
+        raise KeyError(f"stage {self.stage.name} reads params section {section!r}, which sanitizer/layout.py does not declare for it")
+
+    def own(self, section: str | None):
+        """The chosen method's own section (None for a method without one), for the stage
+        that runs it; dvc.yaml lists every method's section for that stage."""
+        if not self.stage.runs_method:
+            raise KeyError(f"stage {self.stage.name} does not run a method")
+        return None if section is None else config(section, self._params)
 
 
 def run_stage(name: str, params_path: str | Path = "params.yaml", root: str | Path = "data") -> None:
@@ -32,7 +40,11 @@ def run_stage(name: str, params_path: str | Path = "params.yaml", root: str | Pa
     params = load_params(params_path)  # every section, so a typo anywhere fails at the first stage
     paths = Paths(root)
     store = require_same_store(paths, st.reads) if st.reads else None
-    body = importlib.import_module(f"stages.{name}").run
+    chosen = config("method", params).name
+    if st.only_for is not None and chosen != st.only_for:
+        body = _placeholders(st, chosen)
+    else:
+        body = importlib.import_module(f"stages.{name}").run
     start = time.perf_counter()
     with atomic_outputs(*paths.outputs(st)):
         body(StageParams(st, params), paths)
@@ -42,6 +54,18 @@ def run_stage(name: str, params_path: str | Path = "params.yaml", root: str | Pa
             store = SampleStore(paths.store).fingerprint
         # The stage's record: its wall time, and which sample store its outputs come from.
         write_json(paths.root / st.timing(), {"wall_seconds": round(time.perf_counter() - start, 2), "store": store})
+
+
+def _placeholders(st: Stage, chosen: str):
+    """A stage of another method than the chosen one: a note in place of each output."""
+
+    def body(cfg, paths: Paths) -> None:
+        note = f"not computed: stage {st.name} belongs to method {st.only_for}, and params.yaml [method].name is {chosen}\n"
+        for artefact in st.writes:
+            with atomic_path(getattr(paths, artefact)) as tmp:
+                tmp.write_text(note)
+
+    return body
 
 
 def require_same_store(paths: Paths, artefacts) -> str | None:

@@ -20,21 +20,11 @@ import copy
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .config import PurifyConfig
 from .progress import progress_bar
+from .steps import adversarial, batches, descent, num_batches, step
 from .training import log_prob_at_label, to_float
-
-
-def pgd(model, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int, generator: torch.Generator) -> torch.Tensor:
-    """PBE's untargeted L-inf PGD: a random start in the eps-ball, then `steps` steps of eps/5
-    that raise the loss at the given label."""
-    delta = ((torch.rand(x.shape, generator=generator) * 2 - 1) * eps).to(x.device).requires_grad_(True)
-    for _ in range(steps):
-        (grad,) = torch.autograd.grad(F.cross_entropy(model(torch.clamp(x + delta, 0, 1)), y), delta)
-        delta = (delta + eps / 5 * grad.sign()).clamp(-eps, eps).detach().requires_grad_(True)
-    return torch.clamp(x + delta.detach(), 0, 1)
 
 
 def purify(suspect: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, cfg: PurifyConfig) -> torch.nn.Module:
@@ -45,22 +35,12 @@ def purify(suspect: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     generator = torch.Generator().manual_seed(cfg.seed)
     subset = torch.randperm(len(images), generator=generator)[: max(1, round(cfg.fraction * len(images)))]
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
-    steps = -(-len(subset) // cfg.batch_size)
-    with progress_bar("purifying", cfg.epochs * steps) as advance:
+    model.train()
+    with progress_bar("purifying", cfg.epochs * num_batches(len(subset), cfg.batch_size)) as advance:
         for _ in range(cfg.epochs):
-            order = subset[torch.randperm(len(subset), generator=generator)]
-            for start in range(0, len(order), cfg.batch_size):
-                idx = order[start : start + cfg.batch_size]
+            for idx in batches(subset, cfg.batch_size, generator):
                 x, y = to_float(images[idx], device), labels[idx].to(device)
-                # Examples are crafted against the current weights, with dropout/batch-norm
-                # statistics frozen, as in PBE.
-                model.eval()
-                x_adv = pgd(model, x, y, cfg.eps, cfg.steps, generator)
-                model.train()
-                loss = F.cross_entropy(model(x_adv), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                step(opt, descent(model, adversarial(model, x, y, cfg.eps, cfg.steps, generator), y))
                 advance()
     return model.eval()
 

@@ -15,6 +15,7 @@ from .errors import SanitizerError
 from .io import atomic_path
 from .models import build_model
 from .progress import progress_bar
+from .steps import descent, step
 
 
 def to_float(images_u8: torch.Tensor, device) -> torch.Tensor:
@@ -86,10 +87,7 @@ def fit(
                     x = augment(x, generator)
                 for group in opt.param_groups:
                     group["lr"] = cosine_lr(lr, epoch * steps_per_epoch + k, total)
-                loss = F.cross_entropy(model(x), labels[idx].to(device))
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                step(opt, descent(model, x, labels[idx].to(device)))
                 advance()
     model.eval()
     return model

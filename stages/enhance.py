@@ -9,7 +9,7 @@ from stages import main
 def run(cfg, paths) -> None:
     import torch
 
-    from sanitizer.defenses.advrbd import enhance
+    from sanitizer.methods.advrbd import enhance
     from sanitizer.io import atomic_path
     from sanitizer.manifest import read_aligned, write_manifest
     from sanitizer.training import TrainSet, save_model

@@ -6,7 +6,7 @@ from stages import main
 
 
 def run(cfg, paths) -> None:
-    from sanitizer.defenses.advrbd import identify
+    from sanitizer.methods.advrbd import identify
     from sanitizer.manifest import read_manifest, write_manifest
 
     rounds = read_manifest(paths.rounds, ["sample_id", "consistency"])

@@ -8,7 +8,7 @@ from stages import main
 
 
 def run(cfg, paths) -> None:
-    from sanitizer.defenses.advrbd import partition as split_seed
+    from sanitizer.methods.advrbd import partition as split_seed
     from sanitizer.manifest import read_manifest, write_manifest
 
     part = cfg["partition"]

@@ -11,13 +11,13 @@ from stages import main
 def run(cfg, paths) -> None:
     import torch
 
-    from sanitizer.defenses.advrbd import decide
+    from sanitizer.decisions import decide
     from sanitizer.manifest import read_aligned, write_manifest
     from sanitizer.training import TrainSet, fit, predict, save_model
 
     data = TrainSet(paths.store, cfg["model"].arch)
     rel = cfg["relabel"]
-    suspected = read_aligned(paths.identify, ["suspected"], data.split.sample_ids)["suspected"].to_numpy()
+    suspected = read_aligned(paths.suspicion, ["suspected"], data.split.sample_ids)["suspected"].to_numpy()
     model = data.load(paths.clean)
     dec = decide(predict(model, data.x), data.split.labels, suspected, rel.min_confidence, rel.rescue_confidence)
     df = pl.DataFrame(

@@ -12,7 +12,7 @@ def run(cfg, paths) -> None:
     from sanitizer.training import TrainSet, fit, save_model
 
     data = TrainSet(paths.store, cfg["model"].arch)
-    suspected = read_aligned(paths.identify, ["suspected"], data.split.sample_ids)["suspected"].to_numpy()
+    suspected = read_aligned(paths.suspicion, ["suspected"], data.split.sample_ids)["suspected"].to_numpy()
     keep = torch.from_numpy(np.flatnonzero(~suspected))
     model = fit(data.new_model(cfg["train"].seed), data.x[keep], data.y[keep], cfg["train"], balanced=True, desc="training on identified-clean samples")
     save_model(model, paths.clean)

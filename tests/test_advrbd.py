@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from sanitizer.config import config
-from sanitizer.defenses.advrbd import consistency, decide, enhance_epochs, identify, partition
+from sanitizer.decisions import decide
+from sanitizer.methods.advrbd import consistency, enhance_epochs, identify, partition
 from sanitizer.models import build_model
 
 
@@ -204,7 +205,7 @@ def test_enhance_epochs_without_ascent_lowers_seed_loss_too():
 
 
 def test_enhance_never_grows_barred_samples_into_the_seed():
-    from sanitizer.defenses.advrbd import enhance
+    from sanitizer.methods.advrbd import enhance
 
     images, labels, in_seed = _enhance_problem(0)
     factory = lambda: build_model("small_cnn", (1, 8, 8), 2)  # noqa: E731

@@ -325,8 +325,8 @@ def test_user_text_in_inspect_is_shown_as_text(tmp_path):
     ids = ["[link=x]a[/link]", "b[/]", "c"]
     decisions = {"sample_id": ids, "label": [0, 1, 2], "decision": ["relabel", "drop", "relabel"], "new_label": [1, 1, 0], "confidence": [0.9] * 3, "reason": ["r"] * 3}
     write_manifest(pl.DataFrame(decisions), paths.decisions, "relabel", {"classes": classes})
-    write_manifest(pl.DataFrame({"sample_id": ids, "consistency": [3.0, 2.0, 1.0]}), paths.identify, "identify")
-    write_manifest(pl.DataFrame({"sample_id": ids, "score": [0.0] * 3, "loss": [0.0] * 3, "gap": [0.0] * 3}), paths.scores, "score")
+    meta = {"method": "advrbd", "signals": {"suspicion": "consistency"}, "summary": {}, "models": []}
+    write_manifest(pl.DataFrame({"sample_id": ids, "suspicion": [3.0, 2.0, 1.0], "suspected": [True] * 3}), paths.suspicion, "detect", meta)
     result = CliRunner().invoke(main, ["inspect", "--data", str(tmp_path)], terminal_width=200)
     assert result.exit_code == 0, result.output
     for text in [*classes, *ids]:

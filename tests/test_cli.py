@@ -53,13 +53,12 @@ def _write_review_data(root, with_truth: bool):
         "relabel",
         {"classes": CLASSES},
     )
-    write_manifest(pl.DataFrame({"sample_id": ids, "consistency": [2.0, 5.0, 0.1, -1.0, 3.0, 0.0]}), paths.identify, "identify")
-    gap = [0.2, 0.1, 4.0, 0.3, 1.5, 2.5]
-    write_manifest(pl.DataFrame({"sample_id": ids, "score": [0.0] * 6, "loss": [0.0] * 6, "gap": gap}), paths.scores, "score")
+    suspicion = {"sample_id": ids, "suspicion": [2.0, 5.0, 0.1, -1.0, 3.0, 0.0], "suspected": [True, True, False, False, True, False], "gap": [0.2, 0.1, 4.0, 0.3, 1.5, 2.5]}
+    meta = {"method": "advrbd", "signals": {"suspicion": "consistency", "gap": "purification gap"}, "summary": {"suspected_targets": ["dog"]}, "models": []}
+    write_manifest(pl.DataFrame(suspicion), paths.suspicion, "detect", meta)
     truth = {"sample_id": ids, "is_poison": [True, True, False, False, False, False], "original_label": [0] * 6, "attack": ["badnets"] * 6}
     if with_truth:
         write_manifest(pl.DataFrame(truth), paths.truth, "ingest", {"attack": "badnets"})
-        write_manifest(pl.DataFrame({"sample_id": ids, "subset": ["rest"] * 6}), paths.partition, "partition", {"suspected_targets": ["dog"]})
 
 
 def test_inspect_summarises_per_class_and_ranks_flagged_by_suspicion(tmp_path):
@@ -71,9 +70,22 @@ def test_inspect_summarises_per_class_and_ranks_flagged_by_suspicion(tmp_path):
     assert out.index("s1") < out.index("s4")
     assert "s0" not in out.split("Top 2")[1]
     assert "poison" in out
-    assert "Suspected backdoor target (purification gap): dog" in out
+    assert "Method advrbd: suspected_targets dog" in out
     dog_row = next(line for line in out.splitlines() if "dog" in line and "│" in line)
     assert [c.strip() for c in dog_row.split("│")[1:-1]] == ["dog", "3", "1", "1", "1"]
+
+
+def test_inspect_reads_manifests_without_torch_or_stage_code(tmp_path):
+    _write_review_data(tmp_path, with_truth=True)
+    code = (
+        "import sys; from sanitizer.review import render_review; "
+        f"render_review({str(tmp_path)!r}, 3, None); "
+        "loaded = [m for m in sys.modules if m == 'torch' or m.startswith(('stages', 'sanitizer.methods.advrbd'))]; "
+        "assert not loaded, loaded"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert "Method advrbd" in result.stdout
 
 
 def test_inspect_filters_by_class_and_rejects_unknown_class(tmp_path):
@@ -83,24 +95,26 @@ def test_inspect_filters_by_class_and_rejects_unknown_class(tmp_path):
     flagged_part = result.output.split("Top 20")[1]
     assert "s4" in flagged_part and "s1" not in flagged_part and "s0" not in flagged_part
     assert "poison" not in result.output
-    assert "Suspected backdoor target" not in result.output
     bad = CliRunner().invoke(main, ["inspect", "--data", str(tmp_path), "--class", "horse"])
     assert bad.exit_code == 1 and "unknown class 'horse'" in bad.output
 
 
-def test_inspect_by_gap_ranks_every_decision_so_kept_faint_trigger_poisons_show(tmp_path):
+def test_inspect_by_a_signal_ranks_every_decision_so_kept_faint_trigger_poisons_show(tmp_path):
     _write_review_data(tmp_path, with_truth=True)
     result = CliRunner().invoke(main, ["inspect", "--data", str(tmp_path), "--by", "gap", "--top", "3"])
     assert result.exit_code == 0, result.output
-    listed = result.output.split("Top 3 samples by purification gap")[1]
+    listed = result.output.split("Top 3 samples by gap, any decision")[1]
     # Kept s2 (4.0) and s5 (2.5) lead, then relabelled s4 (1.5); s0 (0.2) is fourth.
     assert listed.index("s2") < listed.index("s5") < listed.index("s4")
     assert "s0" not in listed
     row = next(line for line in listed.splitlines() if "s2" in line)
     assert [c.strip() for c in row.split("│")[1:-1]][-2:] == ["4.00", "False"]
     bird = CliRunner().invoke(main, ["inspect", "--data", str(tmp_path), "--by", "gap", "--class", "bird"])
-    listed = bird.output.split("Top 20 samples by purification gap")[1]
+    listed = bird.output.split("Top 20 samples by gap")[1]
     assert listed.index("s5") < listed.index("s4") and "s2" not in listed
+    # The signals come from the manifest: a name the method did not declare lists the ones it did.
+    wrong = CliRunner().invoke(main, ["inspect", "--data", str(tmp_path), "--by", "consistency"])
+    assert wrong.exit_code == 1 and "has no signal 'consistency'; its signals: suspicion, gap" in wrong.output
 
 
 def test_inspect_without_pipeline_output_says_what_to_run(tmp_path):

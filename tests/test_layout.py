@@ -109,10 +109,16 @@ def test_a_stage_killed_mid_write_leaves_nothing_and_the_next_run_cleans_up(tmp_
 
 
 def test_stage_params_in_dvc_yaml_are_the_declared_ones():
+    """The stage that runs a method also lists every shipped method's own section."""
+    from sanitizer.methods import METHODS, load_all
+
+    load_all()
+    own = sorted({METHODS.get(m).section for m in METHODS.names()} - {None})
+    assert own == ["loss", "pbe", "pud"]
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     assert list(dvc) == list(STAGE_NAMES)
     for st in STAGES:
-        assert dvc[st.name]["params"] == list(st.params)
+        assert dvc[st.name]["params"] == list(st.params) + (own if st.runs_method else [])
 
 
 @needs_fashion_mnist

@@ -31,23 +31,26 @@ def project(tmp_path_factory):
     return proj, first.stdout
 
 
-def test_the_defense_stages_are_the_seven_that_make_decisions():
-    assert DEFENSE_STAGES == ["train_suspect", "score", "partition", "enhance", "identify", "train_clean", "relabel"]
+def test_the_defense_stages_are_the_eight_that_make_decisions():
+    assert DEFENSE_STAGES == ["train_suspect", "score", "partition", "enhance", "identify", "detect", "train_clean", "relabel"]
 
 
 def test_repro_runs_every_stage_and_writes_metrics(project):
     proj, output = project
     assert set(ran_stages(output)) == {"ingest", "train_oracle", "evaluate", *DEFENSE_STAGES}
     metrics = json.loads((proj / "data/evaluate/metrics.json").read_text())
-    for model in ("no_defense", "oracle", "defended"):
-        assert 0 <= metrics[model]["acc"] <= 1 and 0 <= metrics[model]["asr"] <= 1
+    for model in ("no_defense", "oracle", "enhanced", "clean", "defended"):
+        assert 0 <= metrics[model]["acc"] <= 1 and 0 <= metrics[model]["asr"] <= 1 and 0 <= metrics[model]["robust_acc"] <= 1
     for key in ("precision", "recall", "fpr", "auroc", "flagged"):
         assert key in metrics["detection"]
+    # AdvrBD's declared signals, each beside the loss baseline on the same suspect.
+    assert set(metrics["detection"]["auroc"]) == {"suspicion", "robustness", "fit", "gap", "loss_baseline"}
+    assert metrics["method"]["name"] == "advrbd"
     # A backdoor 5 % strong is learnt even by a tiny run; the defended model must beat it.
     assert metrics["no_defense"]["asr"] > 0.5
     assert metrics["defended"]["asr"] < metrics["no_defense"]["asr"]
     assert set(metrics["wall_seconds"]) >= {"ingest", "score", "enhance", "total"}
-    for plot in ("score_distribution.csv", "roc.csv", "rounds.csv"):
+    for plot in ("score_distribution.csv", "roc.csv"):
         assert (proj / "data/evaluate/plots" / plot).stat().st_size > 0
 
 
@@ -166,7 +169,7 @@ def test_diagnosis_counts_the_seed_and_each_round(project):
 def test_changing_partition_rate_reruns_only_downstream(project):
     proj, _ = project
     write_params(proj / "params.yaml", {**TINY_PARAMS, "partition": {"rate": 0.25}})
-    assert ran_stages(run(["dvc", "repro"], proj).stdout) == ["partition", "enhance", "identify", "train_clean", "relabel", "evaluate"]
+    assert ran_stages(run(["dvc", "repro"], proj).stdout) == ["partition", "enhance", "identify", "detect", "train_clean", "relabel", "evaluate"]
 
 
 def test_bad_params_fail_clearly_and_leave_no_output(tmp_path):
@@ -176,3 +179,22 @@ def test_bad_params_fail_clearly_and_leave_no_output(tmp_path):
     assert "target 12 is not a class index" in result.stderr
     assert not (proj / "data/ingest/store").exists()
     assert not (proj / "data/ingest/truth.parquet").exists()
+
+
+def test_another_method_runs_through_dvc_and_switching_back_is_cached(project):
+    """`method.name: pbe`: AdvrBD's own stages only leave placeholders, detect runs PBE, and the
+    stages after it take its decisions; switching back restores AdvrBD's results from DVC's
+    run cache instead of recomputing them."""
+    proj, _ = project
+    pbe = {**TINY_PARAMS, "method": {"name": "pbe"}, "pbe": {"epochs": 1, "schedule": [0.3]}}
+    write_params(proj / "params.yaml", pbe)
+    ran = ran_stages(run(["dvc", "repro"], proj).stdout)
+    assert ran == ["score", "partition", "enhance", "identify", "detect", "train_clean", "relabel", "evaluate"]
+    assert (proj / "data/score/scores.parquet").read_text().startswith("not computed: stage score belongs to method advrbd")
+    metrics = json.loads((proj / "data/evaluate/metrics.json").read_text())
+    assert metrics["method"]["name"] == "pbe" and 0 <= metrics["purified"]["acc"] <= 1
+    assert set(metrics["detection"]["auroc"]) == {"suspicion", "loss_baseline"}
+    write_params(proj / "params.yaml", TINY_PARAMS)
+    back = run(["dvc", "repro"], proj).stdout
+    assert ran_stages(back) == [], back
+    assert json.loads((proj / "data/evaluate/metrics.json").read_text())["method"]["name"] == "advrbd"

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sanitizer.config import config
-from sanitizer.defenses.advrbd import partition
+from sanitizer.methods.advrbd import partition
 from sanitizer.errors import SanitizerError
 from sanitizer.models import build_model
 from sanitizer.purification import class_anomaly, purification_gap, purify

@@ -18,12 +18,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..config import EnhanceConfig, TrainConfig
 from ..errors import SanitizerError
 from ..progress import log, progress_bar
+from ..steps import ascent, batches, descent, num_batches, step
 from ..training import fit, log_prob_at_label, to_float
+from .base import METHODS, Detection, Inputs, Method
 
 
 def _rank(values: np.ndarray) -> np.ndarray:
@@ -60,27 +61,20 @@ def partition(robustness: np.ndarray, loss: np.ndarray, rate: float, by: str = "
 
 
 def enhance_epochs(model, images, labels, in_seed: np.ndarray, cfg: EnhanceConfig, desc: str) -> None:
-    """Eq. 4: descend on D_r, ascend on D_s. The ascent term is clamped at `flood` so a batch
-    that is already unlearned stops pushing and the loss cannot run off to infinity."""
+    """Eq. 4: descend on D_r, ascend on D_s, the ascent bounded by `flood` so a batch that is
+    already unlearned stops pushing and the loss cannot run off to infinity."""
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(cfg.seed)
     seed_idx = torch.from_numpy(np.flatnonzero(in_seed))
     rest_idx = torch.from_numpy(np.flatnonzero(~in_seed))
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
-    steps = -(-len(rest_idx) // cfg.batch_size)
     model.train()
-    with progress_bar(desc, cfg.epochs * steps) as advance:
+    with progress_bar(desc, cfg.epochs * num_batches(len(rest_idx), cfg.batch_size)) as advance:
         for _ in range(cfg.epochs):
-            order = rest_idx[torch.randperm(len(rest_idx), generator=generator)]
-            for start in range(0, len(order), cfg.batch_size):
-                r = order[start : start + cfg.batch_size]
+            for r in batches(rest_idx, cfg.batch_size, generator):
                 s = seed_idx[torch.randint(len(seed_idx), (len(r),), generator=generator)]
-                descent = F.cross_entropy(model(to_float(images[r], device)), labels[r].to(device))
-                ascent = F.cross_entropy(model(to_float(images[s], device)), labels[s].to(device))
-                loss = descent - cfg.ascent_weight * torch.clamp(ascent, max=cfg.flood)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+                x_r, x_s = to_float(images[r], device), to_float(images[s], device)
+                step(opt, descent(model, x_r, labels[r].to(device)) + cfg.ascent_weight * ascent(model, x_s, labels[s].to(device), cfg.flood))
                 advance()
     model.eval()
 
@@ -141,32 +135,36 @@ def identify(consistency_: np.ndarray, threshold: float) -> np.ndarray:
     return consistency_ > threshold
 
 
-@dataclass(frozen=True)
-class Decisions:
-    decision: np.ndarray  # keep / drop / relabel
-    new_label: np.ndarray
-    confidence: np.ndarray
-    reason: np.ndarray
+@METHODS.register("advrbd")
+class AdvrBD(Method):
+    """Its work happens in its own cached stages (score, partition, enhance, identify);
+    detect gathers their results into the method-neutral manifest."""
 
+    name = "advrbd"
+    stages = ("score", "partition", "enhance", "identify")
+    suspicion = "consistency log p_E(y|x) - log p_C(y|x) of the last round, nats"
+    signals = {
+        "robustness": "-log10 R (Eq. 3): how little a small adversarial patch moves the suspect's prediction",
+        "fit": "log p(y|x) under the suspect, the loss baseline with its sign turned",
+        "gap": "purification gap log p_S(y|x) - log p_P(y|x), nats",
+    }
 
-def decide(clean_logits: torch.Tensor, labels: np.ndarray, suspected: np.ndarray, min_confidence: float, rescue_confidence: float) -> Decisions:
-    """Eq. 5: suspected samples take the clean model's label. The clean model never trained on
-    a suspected sample, so it judges it as held-out data: when it confidently predicts the
-    given label the suspicion was a false alarm and the sample is kept. When it is unsure, or
-    only weakly agrees with the given label, the sample is dropped rather than guessed."""
-    prob = F.softmax(clean_logits.float(), 1)
-    conf, pred = (t.numpy() for t in prob.max(1))
-    pred = pred.astype(np.int64)
-    agrees = pred == labels
-    decision = np.full(len(labels), "keep", dtype=object)
-    reason = np.full(len(labels), "not suspected", dtype=object)
-    new_label = labels.copy()
-    rescued = suspected & agrees & (conf >= rescue_confidence)
-    reason[rescued] = "suspected; clean model confidently predicts the given label"
-    relabel = suspected & ~agrees & (conf >= min_confidence)
-    decision[relabel], new_label[relabel] = "relabel", pred[relabel]
-    reason[relabel] = "suspected; clean model predicts another label"
-    drop = suspected & ~rescued & ~relabel
-    decision[drop] = "drop"
-    reason[drop] = np.where(agrees[drop], "suspected; clean model only weakly predicts the given label", "suspected; clean model unsure")
-    return Decisions(decision.astype(str), new_label, conf.astype(np.float64), reason.astype(str))
+    def detect(self, inputs: Inputs) -> Detection:
+        from ..manifest import meta_value, read_aligned
+
+        paths, ids = inputs.paths, inputs.data.split.sample_ids
+        ident = read_aligned(paths.identify, ["consistency", "suspected"], ids)
+        scores = read_aligned(paths.scores, ["score", "loss", "gap"], ids)
+        signals = {
+            "robustness": -np.log10(np.clip(scores["score"].to_numpy(), 1e-12, None)),
+            "fit": -scores["loss"].to_numpy(),
+            "gap": scores["gap"].to_numpy(),
+        }
+        return Detection(
+            suspicion=ident["consistency"].to_numpy(),
+            suspected=ident["suspected"].to_numpy(),
+            signals=signals,
+            # Classes the partition's opt-in purification-gap filter suspected as targets.
+            summary={"suspected_targets": meta_value(paths.partition, "suspected_targets", default=[])},
+            models={"enhanced": inputs.data.load(paths.enhanced)},
+        )

@@ -1,1 +1,0 @@
-"""Defense methods. AdvrBD is the default pipeline; its steps live in `advrbd`."""

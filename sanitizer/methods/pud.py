@@ -1,0 +1,230 @@
+"""PUD, progressive unified defense (Mu et al., TPAMI 2024): PBE's progressive purification,
+with a target class inferred first, a feature-space filter inside it, unlearning of the most
+suspicious samples and a mean-teacher phase.
+
+1. Target inference. Untargeted adversarial examples of a backdoored model land in the target
+   class far more often than in any other: the backdoor is the nearest way out of every class.
+   The share of landings per class is compared across classes by the MAD anomaly index; the
+   top class is the target when its index exceeds `target_anomaly`, else "none" (clean data,
+   or an all-to-all attack, which has no one target).
+2. Feature filter (SPECTRE, Hayase et al. 2021) on the target class: its penultimate features,
+   projected on their top principal directions, are whitened with a robust estimate of the
+   clean part's mean and covariance; then the QUantum Entropy score
+       tau(z) = z' Q z / tr Q,  Q = exp(alpha (S - I) / (||S|| - 1)),  S = cov of whitened z,
+   is high along the directions where the class has more variance than its clean part: the
+   poisons. Samples above the clean part's 99th percentile are kept out of every clean subset.
+3. Five progressive rounds as in PBE (eps 6/255, the last 4/255; subsets 5 % -> 20/40/70/80 %),
+   scored by agreement minus 0.5 where the two models' predicted labels differ. From round 2
+   on, the lowest-scored 1 % is unlearnt: CE(subset) - 0.003 CE(unlearnt, floored) plus a small
+   L1 pull toward the suspect's weights, so unlearning cannot drag the model far.
+4. A mean teacher: a few epochs on the final subset, with a teacher that is the EMA (0.99) of
+   the student and whose soft predictions the student also matches. The teacher is the
+   purified model.
+
+Suspected flags follow PBE's rule (the suspect fits the given label, the purified model does
+not); the target, how strongly it stands out, and the filter's count go to the summary."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..progress import log, progress_bar
+from ..steps import adversarial, ascent, batches, descent, ema_update, num_batches, step
+from ..training import predict, to_float
+from .base import METHODS, Detection, Inputs, Method
+from .pbe import adversarial_batches, agreement, fine_tune, purified_flags, random_subset, top_share
+
+
+def mad_anomaly(values: np.ndarray, floor: float) -> np.ndarray:
+    """How many robust standard deviations (1.4826 MAD, at least `floor`) each value lies
+    above the median."""
+    median = np.median(values)
+    return (values - median) / max(1.4826 * np.median(np.abs(values - median)), floor)
+
+
+@torch.no_grad()
+def _predict_labels(model, x):
+    return model(x).argmax(1)
+
+
+def landing_shares(suspect, images, labels, num_classes: int, cfg, generator) -> tuple[np.ndarray, int]:
+    """Per class, the share of successful untargeted adversarial examples (of `target_samples`
+    random train samples) the suspect puts in it; and how many succeeded."""
+    device = next(suspect.parameters()).device
+    pick = torch.randperm(len(images), generator=generator)[: cfg.target_samples]
+    counts = torch.zeros(num_classes, dtype=torch.long)
+    suspect.eval()
+    with progress_bar("PUD: inferring the target", len(pick)) as advance:
+        for start in range(0, len(pick), 512):
+            idx = pick[start : start + 512]
+            x, y = to_float(images[idx], device), labels[idx].to(device)
+            landed = _predict_labels(suspect, adversarial(suspect, x, y, cfg.eps, cfg.steps, generator)).cpu()
+            counts += torch.bincount(landed[landed != labels[idx]], minlength=num_classes)
+            advance(len(idx))
+    moved = int(counts.sum())
+    return (counts.double() / max(moved, 1)).numpy(), moved
+
+
+def infer_target(shares: np.ndarray, moved: int, threshold: float) -> tuple[int | None, np.ndarray]:
+    """The target class (or None) and every class's anomaly index. The MAD is floored at the
+    binomial noise of the median share, so classes with almost no landings do not divide by 0."""
+    median = np.median(shares)
+    anomaly = mad_anomaly(shares, np.sqrt(max(median, 1 / max(moved, 1)) / max(moved, 1)))
+    top = int(np.argmax(anomaly))
+    return (top if anomaly[top] > threshold else None), anomaly
+
+
+def robust_estimate(z: torch.Tensor, iterations: int = 20) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean and covariance of the cleanest half of `z`, so up to half the rows may be poisons
+    without moving the estimate; also returns that half. Minimum-covariance-determinant
+    concentration steps (refit on the half closest to the current fit until it settles),
+    started from the half nearest the coordinate-wise median: a start from all rows can settle
+    on a tight cluster of poisons, whose covariance is the smallest of all."""
+    n, d = z.shape
+    h = min(n, (n + d + 1) // 2)
+    keep = torch.argsort(((z - z.median(0).values) ** 2).sum(1), stable=True)[:h].sort().values
+    for _ in range(iterations):
+        mu = z[keep].mean(0)
+        cov = torch.cov(z[keep].T).reshape(d, d) + 1e-6 * torch.eye(d, dtype=z.dtype)
+        dist = ((z - mu) @ torch.linalg.inv(cov) * (z - mu)).sum(1)
+        new = torch.argsort(dist, stable=True)[:h].sort().values
+        if torch.equal(new, keep):
+            break
+        keep = new
+    return mu, cov, keep
+
+
+def que_scores(features: torch.Tensor, dims: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """SPECTRE's QUE score of every row, and the robust (clean) half's indices."""
+    x = features.double()
+    x = x - x.mean(0)
+    _, _, vt = torch.linalg.svd(x, full_matrices=False)
+    proj = x @ vt[: min(dims, vt.shape[0])].T
+    mu, cov, keep = robust_estimate(proj)
+    vals, vecs = torch.linalg.eigh(cov)
+    z = (proj - mu) @ vecs @ torch.diag(vals.clamp_min(1e-12).rsqrt()) @ vecs.T
+    s = z.T @ z / len(z)
+    lam, v = torch.linalg.eigh(s)
+    spread = lam.max() - 1
+    weights = torch.exp(alpha * (lam - 1) / spread) if spread > 1e-9 else torch.ones_like(lam)
+    q = v @ torch.diag(weights) @ v.T
+    tau = ((z @ q) * z).sum(1) / torch.trace(q)
+    return tau.numpy(), keep.numpy()
+
+
+@torch.no_grad()
+def penultimate(model, images, batch_size: int = 1024) -> torch.Tensor:
+    device = next(model.parameters()).device
+    model.eval()
+    return torch.cat([model.embed(to_float(images[i : i + batch_size], device)).float().cpu() for i in range(0, len(images), batch_size)])
+
+
+def feature_filter(suspect, images, labels, target: int, cfg) -> tuple[np.ndarray, np.ndarray]:
+    """QUE score of every train sample (0 outside the target class) and the samples barred from
+    the clean subsets: target-class samples above the robust half's 99th percentile."""
+    members = torch.from_numpy(np.flatnonzero(labels.numpy() == target))
+    tau, keep = que_scores(penultimate(suspect, images[members]), cfg.feature_dims, cfg.que_alpha)
+    score = np.zeros(len(images))
+    score[members.numpy()] = tau
+    barred = np.zeros(len(images), dtype=bool)
+    barred[members.numpy()] = tau > np.quantile(tau[keep], 0.99)
+    return score, barred
+
+
+def pud_score(suspect_logits: torch.Tensor, logits: torch.Tensor) -> np.ndarray:
+    """PBE's agreement, minus 0.5 where the two models predict different labels: high = clean."""
+    return agreement(suspect_logits, logits) - 0.5 * (suspect_logits.argmax(1) != logits.argmax(1)).numpy()
+
+
+def unlearning(suspect, images, labels, forget: torch.Tensor, cfg, generator):
+    """The extra loss of a round: unlearn a random batch of `forget` (floored ascent), and an
+    L1 pull toward the suspect's weights."""
+    anchor = [p.detach().clone() for p in suspect.parameters()]
+
+    def extra(model):
+        device = anchor[0].device
+        idx = forget[torch.randint(len(forget), (min(cfg.batch_size, len(forget)),), generator=generator)]
+        forget_loss = ascent(model, to_float(images[idx], device), labels[idx].to(device), cfg.unlearn_floor)
+        pull = sum((p - a).abs().sum() for p, a in zip(model.parameters(), anchor))
+        return cfg.unlearn_weight * forget_loss + cfg.l1 * pull
+
+    return extra
+
+
+def mean_teacher(model, images, labels, subset: torch.Tensor, cfg, generator):
+    """The student keeps fitting the subset and matches the teacher's soft predictions; the
+    teacher follows the student as an EMA. Returns the teacher."""
+    teacher = copy.deepcopy(model).eval()
+    device = next(model.parameters()).device
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
+    model.train()
+    with progress_bar("PUD: mean teacher", cfg.teacher_epochs * num_batches(len(subset), cfg.batch_size)) as advance:
+        for _ in range(cfg.teacher_epochs):
+            for idx in batches(subset, cfg.batch_size, generator):
+                x, y = to_float(images[idx], device), labels[idx].to(device)
+                with torch.no_grad():
+                    soft = F.softmax(teacher(x), 1)
+                logits = model(x)
+                step(opt, F.cross_entropy(logits, y) + F.mse_loss(F.softmax(logits, 1), soft))
+                ema_update(teacher, model, cfg.ema)
+                advance()
+    model.eval()
+    return teacher
+
+
+def pud(suspect, images, labels, classes: list[str], cfg):
+    generator = torch.Generator().manual_seed(cfg.seed)
+    shares, moved = landing_shares(suspect, images, labels, len(classes), cfg, generator)
+    target, anomaly = infer_target(shares, moved, cfg.target_anomaly)
+    top = int(np.argmax(anomaly))
+    log(f"PUD: inferred target {classes[target] if target is not None else 'none'} (highest anomaly index {anomaly[top]:.1f}, {classes[top]})")
+    que, barred = np.zeros(len(images)), np.zeros(len(images), dtype=bool)
+    if target is not None:
+        que, barred = feature_filter(suspect, images, labels, target, cfg)
+        log(f"PUD: feature filter keeps {int(barred.sum())} samples of {classes[target]} out of the clean subsets")
+    model = copy.deepcopy(suspect)
+    suspect_logits = predict(suspect, images, desc="suspect's logits")
+    subset = random_subset(len(images), cfg.start, generator, eligible=~barred)
+    forget = None
+    rounds = (*cfg.schedule, None)
+    for r, share in enumerate(rounds):
+        eps = cfg.last_eps if r == len(rounds) - 1 else cfg.eps
+        n_adv = adversarial_batches(r, cfg.adversarial_share, len(subset), cfg.batch_size)
+        extra = unlearning(suspect, images, labels, forget, cfg, generator) if forget is not None and cfg.unlearn > 0 else None
+        fine_tune(model, images, labels, subset, cfg, eps, n_adv, generator, f"PUD round {r + 1}/{len(rounds)} on {len(subset)} samples", extra)
+        score = pud_score(suspect_logits, predict(model, images, desc="agreement"))
+        if share is not None:
+            subset = top_share(np.where(barred, -np.inf, score), share)
+        forget = top_share(-score, cfg.unlearn)
+    purified = mean_teacher(model, images, labels, subset, cfg, generator) if cfg.teacher_epochs else model
+    logits = predict(purified, images, desc="agreement")
+    summary = {
+        "target": classes[target] if target is not None else "none",
+        "target_anomaly": float(anomaly[top]),
+        "landing_share": {c: float(s) for c, s in zip(classes, shares)},
+        "filtered": int(barred.sum()),
+    }
+    return purified, suspect_logits, logits, que, summary
+
+
+@METHODS.register("pud")
+class PUD(Method):
+    name = "pud"
+    section = "pud"
+    suspicion = "0.5 - 0.5 cos of the suspect's and the purified model's logits, plus 0.5 where their labels differ"
+    signals = {"que": "SPECTRE's QUE score in the inferred target class (0 elsewhere)"}
+
+    def detect(self, inputs: Inputs) -> Detection:
+        x, y = inputs.data.x, inputs.data.y
+        purified, suspect_logits, logits, que, summary = pud(inputs.suspect, x, y, inputs.data.store.classes, inputs.cfg)
+        return Detection(
+            suspicion=0.5 - pud_score(suspect_logits, logits),
+            suspected=purified_flags(suspect_logits, logits, y),
+            signals={"que": que},
+            summary=summary,
+            models={"purified": purified},
+        )
