@@ -60,7 +60,7 @@ def forward_passes(model, x: torch.Tensor, batch: int) -> None:
 
 def throughput(run: Path) -> list[dict]:
     from sanitizer.adversarial import robustness_scores
-    from sanitizer.purification import pgd
+    from sanitizer.steps import adversarial
 
     params = load_params(run / "params.yaml")
     data = TrainSet(Paths(run / "data").store, config("model", params).arch)
@@ -78,7 +78,7 @@ def throughput(run: Path) -> list[dict]:
     # Purification: PBE's PGD crafts `steps` passes per batch (the fine-tuning step after it is
     # plain training).
     generator = torch.Generator().manual_seed(0)
-    craft = lambda: [pgd(model, x[s : s + purify.batch_size], y[s : s + purify.batch_size], purify.eps, purify.steps, generator) for s in range(0, len(x), purify.batch_size)]  # noqa: E731
+    craft = lambda: [adversarial(model, x[s : s + purify.batch_size], y[s : s + purify.batch_size], purify.eps, purify.steps, generator) for s in range(0, len(x), purify.batch_size)]  # noqa: E731
     actual = seconds(craft)
     bound = seconds(lambda: input_grad_passes(model, x, y, purify.batch_size, purify.steps))
     rows.append({"pass": "purification PGD (score stage)", "batch": purify.batch_size, "passes": f"{purify.steps} fwd+bwd", "actual_s": actual, "bound_s": bound})

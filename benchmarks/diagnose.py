@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import yaml
 
 from sanitizer.layout import Paths
 from sanitizer.store import SampleStore
@@ -30,7 +31,7 @@ def diagnose(run: Path) -> dict:
     truth = pl.read_parquet(data.truth).sort("sample_id")
     joined = pl.read_parquet(data.rounds).sort("sample_id")["joined_round"].to_numpy()
     loss = pl.read_parquet(data.scores).sort("sample_id")["loss"].to_numpy()
-    rounds = json.loads(data.metrics.read_text())["rounds"]
+    rounds = round_rows(run)
     poison, cover = truth["is_poison"].to_numpy(), truth["is_cover"].to_numpy()
     seed = joined == 0
     out = {"poisons": int(poison.sum()), "seed_loss_cut": float(loss[seed].min()), "rounds": []}
@@ -42,6 +43,23 @@ def diagnose(run: Path) -> dict:
             {**row, "ds_size": int(in_ds.sum()), "ds_poisons": int((in_ds & poison).sum()), "ds_covers": int((in_ds & cover).sum())}
         )
     return out
+
+
+def round_rows(run: Path) -> list[dict]:
+    """ACC and ASR of the enhanced model E and the clean reference C after each round."""
+    from sanitizer.config import config
+    from sanitizer.evaluation import Bench
+
+    data = Paths(run / "data")
+    arch = config("model", yaml.safe_load((run / "params.yaml").read_text())).arch
+    bench = Bench(arch, SampleStore(data.store), data.asr, config("evaluate", {"evaluate": {"robust_samples": 0}}))
+    rows = []
+    for enhanced in sorted(data.snapshots.glob("round-*-enhanced.pt"), key=lambda p: int(p.name.split("-")[1])):
+        k = int(enhanced.name.split("-")[1])
+        e = bench.measure(bench.model(enhanced))
+        c = bench.measure(bench.model(enhanced.with_name(f"round-{k}-clean.pt")))
+        rows.append({"round": k, "enhanced_acc": e["acc"], "enhanced_asr": e["asr"], "clean_acc": c["acc"], "clean_asr": c["asr"]})
+    return rows
 
 
 def _worst_class(data: Paths, seed: np.ndarray, poison: np.ndarray) -> dict:

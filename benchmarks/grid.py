@@ -6,6 +6,8 @@ its JSON twin (per row the keys of data/evaluate/metrics.json, plus command, con
     python benchmarks/grid.py cifar10-cpu-reduced         # CIFAR-10, reduced for a CPU
     python benchmarks/grid.py fmnist --rows sig wanet     # re-run some rows, keep the others
     python benchmarks/grid.py fmnist-gap-filter           # Fashion-MNIST, opt-in gap filter on
+    python benchmarks/grid.py fmnist --methods advrbd pbe pud   # the method axis: every row x method,
+                                                          # to benchmarks/results/grid-fmnist-methods.md
 
 Rows finish one at a time and are saved as they finish, so an interrupted grid resumes with
 --rows. A grid's overrides change only the dataset (and, for the reduced CPU grid, its size)
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from run_pipeline import CIFAR, REPO, auroc, machine, markdown_table, model_cells, run_scenario
+from run_pipeline import CIFAR, REPO, auroc, machine, markdown_table, model_cells, pct, run_scenario
 
 DATASETS = {
     "fmnist": ({}, "Fashion-MNIST, all 60,000 train images, small_cnn, params.yaml as committed"),
@@ -57,8 +59,12 @@ ROWS = {
 ASR_BAR, ACC_DROP_BAR, STRONG_ATTACK = 0.02, 0.02, 0.90
 
 
-def run_dir(workdir: Path, dataset: str, row: str) -> Path:
-    return workdir / f"grid-{dataset}-{row.split()[0]}"
+# The methods' papers' own figures (PBE, CIFAR-10, ResNet-18: ACC / ASR, percent), for the method grid.
+PAPER = {"pbe": {"badnets": "94.20 / 1.09", "blend": "93.98 / 0.93", "sig": "93.35 / 1.39", "input_aware": "93.01 / 1.12", "wanet": "94.32 / 0.46"}}
+
+
+def run_dir(workdir: Path, dataset: str, row: str, method: str | None = None) -> Path:
+    return workdir / f"grid-{dataset}-{method + '-' if method else ''}{row.split()[0]}"
 
 
 def verdict(m: dict) -> str:
@@ -76,20 +82,40 @@ def table(rows: dict[str, dict]) -> str:
         cells = model_cells(m)
         if m["no_defense"]["asr"] is not None and m["no_defense"]["asr"] < STRONG_ATTACK:
             cells[0] += " (weak)"
-        aucs = [auroc(m["detection"], k) for k in ("auroc", "auroc_loss_baseline", "auroc_robustness_score", "auroc_purification_gap")]
+        aucs = [auroc(m["detection"], k) for k in ("suspicion", "loss_baseline", "robustness", "gap")]
         lines.append([name, *cells, *aucs, f"{m['benchmark']['dvc_repro_seconds']:.0f}", verdict(m)])
     return markdown_table(header, lines)
 
 
+def methods_table(rows: dict[str, dict]) -> str:
+    """One line per attack x method; rows are keyed "attack / method"."""
+    header = ["attack", "method", "no-defense ACC / ASR / RA", "method's model ACC / ASR / RA", "final ACC / ASR / RA", "paper ACC / ASR"]
+    header += ["precision", "recall", "FPR", "AUROC suspicion", "AUROC loss baseline", "inferred target", "wall s", "bars"]
+    cell = lambda m: "n/a" if m is None else " / ".join(pct(m.get(k)) for k in ("acc", "asr", "robust_acc"))  # noqa: E731
+    lines = []
+    for key, m in rows.items():
+        attack, method = key.rsplit(" / ", 1)
+        d = m["detection"]
+        own = m.get("purified", m.get("enhanced"))
+        target = m.get("method", {}).get("target", "")
+        lines.append([attack, method, cell(m["no_defense"]), cell(own), cell(m["defended"]), PAPER.get(method, {}).get(attack, ""),
+                      pct(d.get("precision")), pct(d.get("recall")), pct(d.get("fpr")), auroc(d, "suspicion"), auroc(d, "loss_baseline"),
+                      target, f"{m['benchmark']['dvc_repro_seconds']:.0f}", verdict(m)])
+    return markdown_table(header, lines)
+
+
 def write(dataset: str, doc: dict, out: Path) -> None:
-    (out / f"grid-{dataset}.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    (out / f"grid-{dataset}.md").write_text(
-        f"# AdvrBD attack grid: {doc['dataset']}\n\n"
+    (out / f"{doc['name']}.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    methods = doc.get("methods")
+    (out / f"{doc['name']}.md").write_text(
+        f"# {'Method' if methods else 'AdvrBD attack'} grid: {doc['dataset']}\n\n"
         f"Figures in percent. Command: `{doc['command']}`. Machine: {doc['machine']}.\n"
         f"One config for every row: `params.yaml` with these overrides: `{json.dumps(doc['overrides'])}`; "
         "each attack at its paper defaults (`attack:` section), rate 5 %, target 1.\n"
         f"Bars: AdvrBD ASR <= {ASR_BAR:.0%} and ACC >= oracle - {ACC_DROP_BAR * 100:.0f} points. "
-        f"(weak): the attack itself reaches < {STRONG_ATTACK:.0%} ASR without defense.\n\n" + table(doc["rows"])
+        f"(weak): the attack itself reaches < {STRONG_ATTACK:.0%} ASR without defense.\n\n"
+        + (f"Methods: {', '.join(methods)}, each with its params.yaml section as committed. RA: robust accuracy (PGD-7, 6/255). "
+           "Paper: PBE's own CIFAR-10 figures (a different dataset and model: for scale, not a bar).\n\n" + methods_table(doc["rows"]) if methods else table(doc["rows"]))
     )
 
 
@@ -97,6 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", choices=sorted(DATASETS))
     parser.add_argument("--rows", nargs="*", metavar="ROW", help=f"any of {', '.join(ROWS)} (default: all)")
+    parser.add_argument("--methods", nargs="*", metavar="METHOD", help="the method axis: run every row with each of these methods")
     parser.add_argument("--workdir", type=Path, default=REPO / "benchmarks" / "runs")
     args = parser.parse_args()
     unknown = set(args.rows or ()) - set(ROWS)
@@ -104,24 +131,35 @@ def main() -> None:
         parser.error(f"unknown row(s) {sorted(unknown)}")
     overrides, description = DATASETS[args.dataset]
     out = REPO / "benchmarks" / "results"
-    twin = out / f"grid-{args.dataset}.json"
-    previous = json.loads(twin.read_text())["rows"] if twin.exists() and args.rows else {}
+    name = f"grid-{args.dataset}" + ("-methods" if args.methods else "")
+    twin = out / f"{name}.json"
+    before = json.loads(twin.read_text()) if twin.exists() and (args.rows or args.methods) else {}
+    previous = before.get("rows", {})
+    methods = args.methods or [None]
+    # A later run with other methods adds its rows beside the earlier ones.
+    listed = list(dict.fromkeys([*before.get("methods", []), *args.methods])) if args.methods else []
+    command = f"python benchmarks/grid.py {args.dataset}" + (f" --methods {' '.join(args.methods)}" if args.methods else "")
     doc = {
+        "name": name,
         "dataset": description,
-        "command": f"python benchmarks/grid.py {args.dataset}",
+        "command": command,
         "overrides": overrides,
         "config": yaml.safe_load((REPO / "params.yaml").read_text()),
         "machine": machine(),
         "rows": previous,
+        **({"methods": listed} if args.methods else {}),
     }
+    keys = [f"{row} / {m}" if m else row for row in ROWS for m in (listed or methods)]
     for row in args.rows or ROWS:
-        print(f"running {args.dataset} / {row} ...", flush=True)
-        scenario = {**overrides, "attack": ROWS[row]}
-        proj = run_dir(args.workdir, args.dataset, row)
-        doc["rows"][row] = run_scenario(proj.name, scenario, args.workdir, f"{doc['command']} --rows '{row}'")
-        doc["rows"] = {r: doc["rows"][r] for r in ROWS if r in doc["rows"]}
-        write(args.dataset, doc, out)
-        print(table({row: doc["rows"][row]}), flush=True)
+        for method in methods:
+            key = f"{row} / {method}" if method else row
+            print(f"running {args.dataset} / {key} ...", flush=True)
+            scenario = {**overrides, "attack": ROWS[row], **({"method": {"name": method}} if method else {})}
+            proj = run_dir(args.workdir, args.dataset, row, method)
+            doc["rows"][key] = run_scenario(proj.name, scenario, args.workdir, f"{command} --rows '{row}'")
+            doc["rows"] = {k: doc["rows"][k] for k in keys if k in doc["rows"]}
+            write(args.dataset, doc, out)
+            print((methods_table if method else table)({key: doc["rows"][key]}), flush=True)
 
 
 if __name__ == "__main__":

@@ -103,8 +103,15 @@ def pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}"
 
 
-def auroc(detection: dict, key: str) -> str:
-    return "n/a" if detection.get(key) is None else f"{detection[key]:.4f}"
+# metrics.json before methods were plug-ins kept each AUROC under its own key.
+LEGACY_AUROC = {"suspicion": "auroc", "loss_baseline": "auroc_loss_baseline", "robustness": "auroc_robustness_score", "gap": "auroc_purification_gap"}
+
+
+def auroc(detection: dict, signal: str) -> str:
+    """The AUROC of one signal, from metrics.json's detection.auroc (or the older flat keys)."""
+    aucs = detection.get("auroc")
+    value = aucs.get(signal) if isinstance(aucs, dict) else detection.get(LEGACY_AUROC.get(signal, ""))
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def model_cells(m: dict) -> list[str]:
@@ -125,7 +132,7 @@ def table(results: dict[str, dict]) -> str:
     rows = []
     for name, m in results.items():
         d, b = m["detection"], m["benchmark"]
-        auc = " / ".join(auroc(d, k) for k in ("auroc", "auroc_robustness_score", "auroc_loss_baseline", "auroc_purification_gap"))
+        auc = " / ".join(auroc(d, k) for k in ("suspicion", "robustness", "loss_baseline", "gap"))
         rows.append([name, *model_cells(m), d["flagged"], m["decisions"]["drop"], auc, b["dvc_repro_seconds"], b["noop_repro_seconds"]])
     return markdown_table(header, rows)
 

@@ -15,7 +15,7 @@ import polars as pl
 import yaml
 
 from sanitizer.config import config
-from sanitizer.defenses.advrbd import log_prob_at_label, partition
+from sanitizer.methods.advrbd import log_prob_at_label, partition
 from sanitizer.layout import Paths
 from sanitizer.store import SampleStore
 from sanitizer.training import as_tensor, fit, new_model
