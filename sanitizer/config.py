@@ -176,21 +176,17 @@ class TrainConfig:
     seed: Seed = 0
 
 
-# The methods this project ships (sanitizer/methods/), spelled out so a typo in method.name
-# fails before any stage works; a test keeps the list equal to the package's modules. A method
-# registered at run time (a plug-in) is accepted too.
-SHIPPED_METHODS = ("advrbd", "loss", "pbe", "pud")
-
-
 @section("method")
 class MethodConfig:
     # The detection method (sanitizer/methods/<name>.py); its knobs are its own section.
     name: str = "advrbd"
 
     def validate(self):
-        from .methods.base import METHODS
+        # The package's files name the shipped methods without importing their code, so a
+        # typo fails before any stage works; a method registered at run time counts too.
+        from .methods import METHODS, module_names
 
-        known = sorted({*SHIPPED_METHODS, *METHODS.names()})
+        known = sorted({*module_names(), *METHODS.names()})
         if self.name not in known:
             raise SanitizerError(f"params.yaml [method].name must be one of {known}, got {self.name!r}")
 
