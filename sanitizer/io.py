@@ -28,6 +28,22 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp.parent, ignore_errors=True)
 
 
+PLACEHOLDER = "not computed:"
+
+
+def placeholder_error(path: str | Path) -> str | None:
+    """What to tell a reader that found a placeholder (a stage of a method that was not picked)
+    where an artefact should be; None for any other file."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(300).decode("utf-8", "replace")
+    except OSError:
+        return None
+    if not head.startswith(PLACEHOLDER):
+        return None
+    return f"{path} was {head.splitlines()[0]}; pick that method and re-run (`dvc repro` does)"
+
+
 def write_json(path: str | Path, obj) -> None:
     with atomic_path(path) as tmp:
         # allow_nan=False: a NaN would make invalid JSON, and hide a bug that produced it.

@@ -10,7 +10,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from .errors import SanitizerError
-from .io import atomic_path
+from .io import atomic_path, placeholder_error
 
 SCHEMA_VERSION = 1
 
@@ -40,7 +40,7 @@ def read_manifest(path: str | Path, columns: list[str] | None = None) -> pl.Data
         df = pl.read_parquet(path)
         version = read_meta(path).get("schema_version")
     except Exception as e:  # noqa: BLE001 - polars and pyarrow raise many types for a damaged file
-        raise SanitizerError(f"{path} is damaged or not a Parquet file ({type(e).__name__}); delete it and re-run the stage that writes it") from None
+        raise SanitizerError(placeholder_error(path) or f"{path} is damaged or not a Parquet file ({type(e).__name__}); delete it and re-run the stage that writes it") from None
     if version != str(SCHEMA_VERSION):
         raise SanitizerError(f"{path} has schema_version {version}, expected {SCHEMA_VERSION}")
     missing = [c for c in (columns or []) if c not in df.columns]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .config import config, load_params
 from .errors import SanitizerError
-from .io import atomic_outputs, atomic_path, read_json, write_json
+from .io import PLACEHOLDER, atomic_outputs, atomic_path, read_json, write_json
 from .layout import Paths, Stage, stage, writer
 
 
@@ -60,7 +60,7 @@ def _placeholders(st: Stage, chosen: str):
     """A stage of another method than the chosen one: a note in place of each output."""
 
     def body(cfg, paths: Paths) -> None:
-        note = f"not computed: stage {st.name} belongs to method {st.only_for}, and params.yaml [method].name is {chosen}\n"
+        note = f"{PLACEHOLDER} stage {st.name} belongs to method {st.only_for}, and params.yaml [method].name is {chosen}\n"
         for artefact in st.writes:
             with atomic_path(getattr(paths, artefact)) as tmp:
                 tmp.write_text(note)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from .config import TrainConfig
 from .device import default_device
 from .errors import SanitizerError
-from .io import atomic_path
+from .io import atomic_path, placeholder_error
 from .models import build_model
 from .progress import progress_bar
 from .steps import descent, step
@@ -164,7 +164,7 @@ def load_state(model: torch.nn.Module, path: str | Path) -> None:
     try:
         state = torch.load(path, map_location=next(model.parameters()).device, weights_only=True)
     except Exception as e:  # noqa: BLE001 - truncated zip, pickle or not a model file at all
-        raise SanitizerError(f"{path} is damaged or not a model file ({type(e).__name__}); re-run the stage that writes it") from None
+        raise SanitizerError(placeholder_error(path) or f"{path} is damaged or not a model file ({type(e).__name__}); re-run the stage that writes it") from None
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as e:

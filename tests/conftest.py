@@ -17,6 +17,10 @@ TINY_PARAMS = {
     "relabel": {"epochs": 1},
 }
 
+# The shared CIFAR-10 Parquet, beside the checkout (CI) or inside it.
+CIFAR10 = next((p for p in (REPO.parent / "shared", REPO / "shared") if (p / "datasets" / "cifar10-jpeg").exists()), REPO.parent / "shared") / "datasets" / "cifar10-jpeg"
+needs_cifar10 = pytest.mark.skipif(not CIFAR10.exists(), reason=f"CIFAR-10 Parquet not found at {CIFAR10}")
+
 needs_fashion_mnist = pytest.mark.skipif(
     not FASHION_MNIST.exists(), reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
 )

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from conftest import CIFAR10
 from sanitizer import datasets
 from sanitizer.config import config
 from sanitizer.datasets import IDX_IMAGES, IDX_LABELS, SOURCES, decode_image, held_out, load_dataset, read_idx
@@ -18,9 +19,7 @@ from sanitizer.errors import SanitizerError
 
 REPO = Path(__file__).resolve().parents[1]
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-# The shared data sets sit beside the checkout (or inside it, on machines that carry shared/).
-CIFAR = next((p for p in (REPO.parent / "shared", REPO / "shared") if (p / "datasets" / "cifar10-jpeg").exists()), REPO.parent / "shared")
-CIFAR = CIFAR / "datasets" / "cifar10-jpeg"
+CIFAR = CIFAR10
 CIFAR_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
