@@ -118,10 +118,11 @@ def write(dataset: str, doc: dict, out: Path) -> None:
         f"Figures in percent. Command: `{doc['command']}`. Machine: {doc['machine']}.\n"
         f"One config for every row: `params.yaml` with these overrides: `{json.dumps(doc['overrides'])}`; "
         "each attack at its paper defaults (`attack:` section), rate 5 %, target 1.\n"
-        f"Bars: AdvrBD ASR <= {ASR_BAR:.0%} and ACC >= oracle - {ACC_DROP_BAR * 100:.0f} points. "
+        f"Bars: {'the final model' if methods else 'AdvrBD'}'s ASR <= {ASR_BAR:.0%} and ACC >= oracle - {ACC_DROP_BAR * 100:.0f} points. "
         f"(weak): the attack itself reaches < {STRONG_ATTACK:.0%} ASR without defense.\n\n"
         + (f"Methods: {', '.join(methods)}, each with its params.yaml section as committed. RA: robust accuracy (PGD-7, 6/255). "
-           "Paper: PBE's own CIFAR-10 figures (a different dataset and model: for scale, not a bar).\n\n" + methods_table(doc["rows"]) if methods else table(doc["rows"]))
+           "Method's model: PBE's and PUD's purified model; AdvrBD's backdoor-enhanced model E, whose high ASR is by design. "
+           "Detection s: the method's own stages. Paper: PBE's own CIFAR-10 figures (a different dataset and model: for scale, not a bar).\n\n" + methods_table(doc["rows"]) if methods else table(doc["rows"]))
     )
 
 
