@@ -10,7 +10,6 @@ the trigger; C trains on D_s, so a few poisons in D_s are enough to blind it."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ..progress import log, progress_bar
-from ..steps import adversarial, ascent, batches, descent, ema_update, num_batches, step
+from ..steps import adversarial, ascent, batches, ema_update, num_batches, step
 from ..training import predict, to_float
 from .base import METHODS, Detection, Inputs, Method
 from .pbe import adversarial_batches, agreement, fine_tune, purified_flags, random_subset, top_share
