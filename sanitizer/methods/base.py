@@ -11,6 +11,7 @@ method is one file: a `Method` subclass registered in METHODS, with its params s
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -44,7 +45,7 @@ class Detection:
     models: dict[str, Any] = field(default_factory=dict)  # name -> torch.nn.Module it produced
 
 
-class Method:
+class Method(ABC):
     """Subclass, set the class attributes, implement `detect`, and register with
     `@METHODS.register(name)`."""
 
@@ -57,8 +58,9 @@ class Method:
     # Pipeline stages of its own that run before detect (their outputs are cached by DVC).
     stages: ClassVar[tuple[str, ...]] = ()
 
+    @abstractmethod
     def detect(self, inputs: Inputs) -> Detection:
-        raise NotImplementedError
+        """Per train sample, in sample_id order: the verdict on `inputs`."""
 
 
 def check_detection(det: Detection, method: type[Method], n: int) -> None:
