@@ -94,14 +94,16 @@ def fit(
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 1024, desc: str = "predicting") -> torch.Tensor:
-    """Logits for uint8 images, on the CPU, in input order."""
+def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 1024, desc: str = "predicting", features: bool = False) -> torch.Tensor:
+    """Logits (or, with `features`, penultimate features) for uint8 images, on the CPU, in
+    input order."""
     device = next(model.parameters()).device
     model.eval()
+    apply = model.embed if features else model
     out = []
     with progress_bar(desc, len(images)) as advance:
         for start in range(0, len(images), batch_size):
-            out.append(model(to_float(images[start : start + batch_size], device)).float().cpu())
+            out.append(apply(to_float(images[start : start + batch_size], device)).float().cpu())
             advance(min(batch_size, len(images) - start))
     return torch.cat(out) if out else torch.empty(0)
 

@@ -46,11 +46,6 @@ def mad_anomaly(values: np.ndarray, floor: float) -> np.ndarray:
     return (values - median) / max(1.4826 * np.median(np.abs(values - median)), floor)
 
 
-@torch.no_grad()
-def _predict_labels(model, x):
-    return model(x).argmax(1)
-
-
 def landing_shares(suspect, images, labels, num_classes: int, cfg, generator) -> tuple[np.ndarray, int]:
     """Per class, the share of successful untargeted adversarial examples (of `target_samples`
     random train samples) the suspect puts in it; and how many succeeded."""
@@ -62,7 +57,9 @@ def landing_shares(suspect, images, labels, num_classes: int, cfg, generator) ->
         for start in range(0, len(pick), 512):
             idx = pick[start : start + 512]
             x, y = to_float(images[idx], device), labels[idx].to(device)
-            landed = _predict_labels(suspect, adversarial(suspect, x, y, cfg.eps, cfg.steps, generator)).cpu()
+            x_adv = adversarial(suspect, x, y, cfg.eps, cfg.steps, generator)
+            with torch.no_grad():
+                landed = suspect(x_adv).argmax(1).cpu()
             counts += torch.bincount(landed[landed != labels[idx]], minlength=num_classes)
             advance(len(idx))
     moved = int(counts.sum())
@@ -87,15 +84,17 @@ def robust_estimate(z: torch.Tensor, iterations: int = 20) -> tuple[torch.Tensor
     n, d = z.shape
     h = min(n, (n + d + 1) // 2)
     keep = torch.argsort(((z - z.median(0).values) ** 2).sum(1), stable=True)[:h].sort().values
+    def fit(rows):
+        return z[rows].mean(0), torch.cov(z[rows].T).reshape(d, d) + 1e-6 * torch.eye(d, dtype=z.dtype)
+
     for _ in range(iterations):
-        mu = z[keep].mean(0)
-        cov = torch.cov(z[keep].T).reshape(d, d) + 1e-6 * torch.eye(d, dtype=z.dtype)
+        mu, cov = fit(keep)
         dist = ((z - mu) @ torch.linalg.inv(cov) * (z - mu)).sum(1)
         new = torch.argsort(dist, stable=True)[:h].sort().values
         if torch.equal(new, keep):
-            break
+            return mu, cov, keep
         keep = new
-    return mu, cov, keep
+    return (*fit(keep), keep)  # the estimate of the half returned, also when it did not settle
 
 
 def que_scores(features: torch.Tensor, dims: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -116,18 +115,11 @@ def que_scores(features: torch.Tensor, dims: int, alpha: float) -> tuple[np.ndar
     return tau.numpy(), keep.numpy()
 
 
-@torch.no_grad()
-def penultimate(model, images, batch_size: int = 1024) -> torch.Tensor:
-    device = next(model.parameters()).device
-    model.eval()
-    return torch.cat([model.embed(to_float(images[i : i + batch_size], device)).float().cpu() for i in range(0, len(images), batch_size)])
-
-
 def feature_filter(suspect, images, labels, target: int, cfg) -> tuple[np.ndarray, np.ndarray]:
     """QUE score of every train sample (0 outside the target class) and the samples barred from
     the clean subsets: target-class samples above the robust half's 99th percentile."""
     members = torch.from_numpy(np.flatnonzero(labels.numpy() == target))
-    tau, keep = que_scores(penultimate(suspect, images[members]), cfg.feature_dims, cfg.que_alpha)
+    tau, keep = que_scores(predict(suspect, images[members], desc="target-class features", features=True), cfg.feature_dims, cfg.que_alpha)
     score = np.zeros(len(images))
     score[members.numpy()] = tau
     barred = np.zeros(len(images), dtype=bool)
