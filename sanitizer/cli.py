@@ -58,6 +58,55 @@ def inspect(data: str, top: int, class_name: str | None, by: str) -> None:
 
 
 @main.command()
+@click.argument("sample_ids", nargs=-1)
+@click.option("--keep", "decision", flag_value="keep", help="Keep the samples with their given label.")
+@click.option("--drop", "decision", flag_value="drop", help="Leave the samples out of training.")
+@click.option("--relabel", metavar="CLASS", default=None, help="Train on the samples as class CLASS.")
+@click.option("--clear", "decision", flag_value="clear", help="Remove your review: the method decides again.")
+@click.option("--apply", "apply_file", default=None, type=click.Path(dir_okay=False, exists=True), help="Merge a reviews CSV (the HTML page's export) instead.")
+@click.option("--who", default=None, help="Reviewer name (default: git's user.name, else $USER).")
+@click.option("--note", default="", help="Why, in a few words.")
+@click.option("--data", default="data", show_default=True, type=click.Path(file_okay=False), help="Data root; reviews.csv sits beside it.")
+def review(sample_ids, decision, relabel, apply_file, who, note, data) -> None:
+    """Overrule the method on SAMPLE_IDS: your word wins at the next `dvc repro`, which re-runs
+    only train_clean, relabel and evaluate. Recorded in reviews.csv (commit it)."""
+    from .errors import SanitizerError
+    from .reviews import Review, now, parse, record
+
+    chosen = [d for d in (decision, "relabel" if relabel else None) if d]
+    if apply_file is None and (len(chosen) != 1 or not sample_ids):
+        raise click.UsageError("give SAMPLE_IDS and one of --keep, --drop, --relabel CLASS, --clear; or --apply FILE")
+    if apply_file is not None and (chosen or sample_ids):
+        raise click.UsageError("--apply takes its reviews from the file: give no SAMPLE_IDS or decision with it")
+    try:
+        if apply_file is not None:
+            with open(apply_file, encoding="utf-8-sig") as f:
+                new, clear = parse(f.read(), apply_file), []
+        elif chosen[0] == "clear":
+            new, clear = [], list(sample_ids)
+        else:
+            by = who if who is not None else _reviewer()
+            new = [Review(s, chosen[0], relabel or "", by, now(), note) for s in sample_ids]
+            clear = []
+        path, size = record(data, new, clear)
+    except SanitizerError as e:
+        raise click.ClickException(str(e)) from None
+    done = f"applied {len(new)} reviews from {apply_file}" if apply_file else f"{chosen[0]}: {len(sample_ids)} sample(s)"
+    click.echo(f"{done}; {path} holds {size} review(s). `dvc repro` applies them.")
+
+
+def _reviewer() -> str:
+    import getpass
+    import subprocess
+
+    try:
+        name = subprocess.run(["git", "config", "user.name"], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        name = ""
+    return name or getpass.getuser()
+
+
+@main.command()
 @click.option("--data", default="data", show_default=True, type=click.Path(file_okay=False), help="Data root.")
 @click.option("--out", required=True, type=click.Path(), help="Folder to write the sanitized training set to.")
 @click.option("--format", "fmt", type=click.Choice(["imagefolder", "parquet"]), default="imagefolder", show_default=True)

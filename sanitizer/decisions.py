@@ -17,6 +17,7 @@ class Decisions:
     new_label: np.ndarray
     confidence: np.ndarray
     reason: np.ndarray
+    source: np.ndarray  # "method", or "review" where a person's word overrode it
 
 
 def decide(clean_logits: torch.Tensor, labels: np.ndarray, suspected: np.ndarray, min_confidence: float, rescue_confidence: float) -> Decisions:
@@ -39,4 +40,14 @@ def decide(clean_logits: torch.Tensor, labels: np.ndarray, suspected: np.ndarray
     drop = suspected & ~rescued & ~relabel
     decision[drop] = "drop"
     reason[drop] = np.where(agrees[drop], "suspected; clean model only weakly predicts the given label", "suspected; clean model unsure")
-    return Decisions(decision.astype(str), new_label, conf.astype(np.float64), reason.astype(str))
+    return Decisions(decision.astype(str), new_label, conf.astype(np.float64), reason.astype(str), np.full(len(labels), "method"))
+
+
+def overrule(dec: Decisions, labels: np.ndarray, said) -> Decisions:
+    """A person's review wins over the method: `said` is reviews.Overrides for every sample."""
+    r = said.reviewed
+    decision, new_label = dec.decision.astype(object), dec.new_label.copy()
+    decision[r] = np.where(said.label[r] < 0, "drop", np.where(said.label[r] == labels[r], "keep", "relabel"))
+    new_label[r] = np.where(said.label[r] < 0, labels[r], said.label[r])
+    reason = np.where(r, said.reason, dec.reason).astype(str)
+    return Decisions(decision.astype(str), new_label, dec.confidence, reason, np.where(r, "review", dec.source))

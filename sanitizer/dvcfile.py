@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from .layout import ARTEFACTS, METRICS, STAGES, TIMED_STAGES, Stage
+from .layout import ARTEFACTS, INPUTS, METRICS, STAGES, TIMED_STAGES, Stage
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("sanitizer", "stages")
@@ -92,7 +92,7 @@ def stage_entry(st: Stage) -> dict:
         modules += [f"sanitizer.methods.{m}" for m in module_names()]
         params += method_sections()
     code = [p.relative_to(ROOT).as_posix() for p in sorted(set().union(*map(code_deps, modules)))]
-    reads = [f"{DATA}/{ARTEFACTS[a]}" for a in st.reads]
+    reads = [INPUTS[a] if a in INPUTS else f"{DATA}/{ARTEFACTS[a]}" for a in st.reads]
     if st.reads_timings:
         reads += [f"{DATA}/{name}/timing.json" for name in TIMED_STAGES]
     outs = [f"{DATA}/{ARTEFACTS[a]}" for a in st.writes if a not in METRICS] + [f"{DATA}/{st.timing()}"]

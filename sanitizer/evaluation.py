@@ -76,7 +76,7 @@ def evaluate(cfg, paths) -> None:
     # The attack ingest actually ran, not today's params: a run by hand with other params must
     # not treat a clean store's (all-False) truth as a benchmark, or a benchmark's as clean.
     has_truth = meta_value(paths.truth, "attack") != "none"
-    decisions = read_aligned(paths.decisions, ["decision", "new_label", "label"], ids)
+    decisions = read_aligned(paths.decisions, ["decision", "new_label", "label", "source"], ids)
     signal_list = signal_names(paths.suspicion)
     suspicion = read_aligned(paths.suspicion, signal_list, ids)
     is_poison, is_cover = truth["is_poison"].to_numpy(), truth["is_cover"].to_numpy()
@@ -90,6 +90,7 @@ def evaluate(cfg, paths) -> None:
     metrics["method"] = {"name": meta_value(paths.suspicion, "method"), **meta_value(paths.suspicion, "summary")}
     metrics["decisions"] = {d: int((decisions["decision"] == d).sum()) for d in ("keep", "drop", "relabel")}
     metrics["decisions"]["dropped_fraction"] = metrics["decisions"]["drop"] / len(decisions)
+    metrics["decisions"]["reviewed"] = int((decisions["source"] == "review").sum())
     metrics["flagged_per_class"] = _flagged_per_class(decisions, store.classes)
     metrics["wall_seconds"] = _wall_seconds(paths.root)
     # Every signal the method declares, beside the loss baseline on the same suspect model.

@@ -52,7 +52,7 @@ def sanitized(data: str | Path) -> tuple[pl.DataFrame, np.ndarray, list[str]]:
     store = SampleStore(paths.store)
     require_same_store(paths, ("store", "decisions"))
     train = store.split("train")
-    decisions = read_aligned(paths.decisions, ["decision", "new_label", "confidence", "reason"], train.sample_ids)
+    decisions = read_aligned(paths.decisions, ["decision", "new_label", "confidence", "reason", "source"], train.sample_ids)
     df = decisions.with_columns(pl.Series("label", train.labels))
     return df, train.images, store.classes
 
@@ -79,6 +79,7 @@ def export(data: str | Path, out: str | Path, fmt: str = "imagefolder", force: b
             .alias("new_label"),
             "confidence",
             "reason",
+            "source",
         )
         changes.write_csv(tmp / "changes.csv")
     counts = {d: int((df["decision"] == d).sum()) for d in ("keep", "relabel", "drop")}

@@ -32,6 +32,9 @@ ARTEFACTS = {
     "plots": "evaluate/plots",
 }
 METRICS = ("metrics",)  # outputs DVC treats as metrics rather than plain outs
+# What people write, relative to the project root (the data root's parent): git-tracked, not
+# made by any stage.
+INPUTS = {"reviews": "reviews.csv"}
 
 
 @dataclass(frozen=True)
@@ -65,8 +68,10 @@ STAGES = (
     # The method-neutral hand-over: every stage after it reads only suspicion.parquet. It reads
     # the outputs of every method's own stages (DVC needs them listed); a method uses its own.
     Stage("detect", ("method", "model", "train"), ("store", "suspect", "scores", "partition", "identify", "enhanced"), ("suspicion", "method_models"), runs_method=True),
-    Stage("train_clean", ("model", "train"), ("store", "suspicion"), ("clean",)),
-    Stage("relabel", ("model", "train", "relabel"), ("store", "suspicion", "clean"), ("decisions", "defended")),
+    # A person's reviews win over the method in both: the clean model trains on what they kept
+    # and relabelled, never on what they dropped, and the decisions carry their word.
+    Stage("train_clean", ("model", "train"), ("store", "suspicion", "reviews"), ("clean",)),
+    Stage("relabel", ("model", "train", "relabel"), ("store", "suspicion", "clean", "reviews"), ("decisions", "defended")),
     Stage(
         "evaluate",
         ("model", "evaluate"),
@@ -81,7 +86,7 @@ TIMED_STAGES = tuple(s.name for s in STAGES if not s.reads_timings)
 
 
 def writer(artefact: str) -> Stage:
-    """The stage that writes an artefact."""
+    """The stage that writes an artefact (not one of the INPUTS)."""
     return next(s for s in STAGES if artefact in s.writes)
 
 
@@ -99,10 +104,12 @@ class Paths:
         self.root = Path(root)
 
     def __getattr__(self, name: str) -> Path:
+        if name in INPUTS:
+            return self.root.parent / INPUTS[name]
         try:
             return self.root / ARTEFACTS[name]
         except KeyError:
-            raise AttributeError(f"no artefact {name!r}; artefacts: {', '.join(ARTEFACTS)}") from None
+            raise AttributeError(f"no artefact {name!r}; artefacts: {', '.join([*ARTEFACTS, *INPUTS])}") from None
 
     def outputs(self, st: Stage) -> list[Path]:
         """Everything the stage writes, its timing included."""

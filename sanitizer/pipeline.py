@@ -12,7 +12,7 @@ from pathlib import Path
 from .config import config, load_params
 from .errors import SanitizerError
 from .io import PLACEHOLDER, atomic_outputs, atomic_path, read_json, write_json
-from .layout import Paths, Stage, stage, writer
+from .layout import ARTEFACTS, Paths, Stage, stage, writer
 
 
 class StageParams(dict):
@@ -39,7 +39,8 @@ def run_stage(name: str, params_path: str | Path = "params.yaml", root: str | Pa
     st = stage(name)
     params = load_params(params_path)  # every section, so a typo anywhere fails at the first stage
     paths = Paths(root)
-    store = require_same_store(paths, st.reads) if st.reads else None
+    made = [a for a in st.reads if a in ARTEFACTS]
+    store = require_same_store(paths, made) if made else None
     chosen = config("method", params).name
     if st.only_for is not None and chosen != st.only_for:
         body = _placeholders(st, chosen)

@@ -27,7 +27,7 @@ def load_review(data: str | Path) -> tuple[pl.DataFrame, list[str], dict]:
 
     paths = Paths(data)
     require_same_store(paths, ("decisions", "suspicion"))
-    decisions = read_manifest(paths.decisions, ["sample_id", "label", "decision", "new_label", "confidence", "reason"])
+    decisions = read_manifest(paths.decisions, ["sample_id", "label", "decision", "new_label", "confidence", "reason", "source"])
     meta = {key: meta_value(paths.suspicion, key) for key in ("method", "summary")}
     meta["signals"] = signal_names(paths.suspicion)
     suspicion = read_manifest(paths.suspicion, ["sample_id", *meta["signals"]])

@@ -1,6 +1,7 @@
 """Stage `relabel`: relabel suspected samples with the clean model, keep its confident false
-alarms, drop what it is unsure of, and fine-tune on the rest (Eq. 5). Writes decisions.parquet,
-one keep / drop / relabel decision per train sample."""
+alarms, drop what it is unsure of (Eq. 5), let a person's reviews overrule that, and fine-tune
+on the rest. Writes decisions.parquet, one keep / drop / relabel decision per train sample,
+with its source (method or review)."""
 
 import numpy as np
 import polars as pl
@@ -11,7 +12,8 @@ from stages import main
 def run(cfg, paths) -> None:
     import torch
 
-    from sanitizer.decisions import decide
+    from sanitizer import reviews
+    from sanitizer.decisions import decide, overrule
     from sanitizer.manifest import read_aligned, write_manifest
     from sanitizer.training import TrainSet, fit, predict, save_model
 
@@ -19,18 +21,21 @@ def run(cfg, paths) -> None:
     rel = cfg["relabel"]
     suspected = read_aligned(paths.suspicion, ["suspected"], data.split.sample_ids)["suspected"].to_numpy()
     model = data.load(paths.clean)
-    dec = decide(predict(model, data.x), data.split.labels, suspected, rel.min_confidence, rel.rescue_confidence)
+    ids, labels, classes = data.split.sample_ids, data.split.labels, data.store.classes
+    said = reviews.overrides(reviews.load(paths.reviews, ids, classes), ids, labels, classes)
+    dec = overrule(decide(predict(model, data.x), labels, suspected, rel.min_confidence, rel.rescue_confidence), labels, said)
     df = pl.DataFrame(
         {
-            "sample_id": data.split.sample_ids,
-            "label": data.split.labels,
+            "sample_id": ids,
+            "label": labels,
             "decision": dec.decision,
             "new_label": dec.new_label,
             "confidence": dec.confidence,
             "reason": dec.reason,
+            "source": dec.source,
         }
     )
-    write_manifest(df, paths.decisions, "relabel", {"classes": data.store.classes})
+    write_manifest(df, paths.decisions, "relabel", {"classes": classes})
     kept = torch.from_numpy(np.flatnonzero(dec.decision != "drop"))
     labels = torch.from_numpy(dec.new_label)[kept]
     model = fit(model, data.x[kept], labels, cfg["train"], lr=rel.lr, epochs=rel.epochs, desc="fine-tuning on clean + relabelled")

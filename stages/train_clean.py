@@ -1,4 +1,6 @@
-"""Stage `train_clean`: a fresh model on the identified-clean samples, class-balanced."""
+"""Stage `train_clean`: a fresh model on the identified-clean samples, class-balanced. A
+person's reviews come first: it trains on what they kept or relabelled (with their label),
+never on what they dropped."""
 
 import numpy as np
 
@@ -8,13 +10,17 @@ from stages import main
 def run(cfg, paths) -> None:
     import torch
 
+    from sanitizer import reviews
     from sanitizer.manifest import read_aligned
     from sanitizer.training import TrainSet, fit, save_model
 
     data = TrainSet(paths.store, cfg["model"].arch)
-    suspected = read_aligned(paths.suspicion, ["suspected"], data.split.sample_ids)["suspected"].to_numpy()
-    keep = torch.from_numpy(np.flatnonzero(~suspected))
-    model = fit(data.new_model(cfg["train"].seed), data.x[keep], data.y[keep], cfg["train"], balanced=True, desc="training on identified-clean samples")
+    ids, classes = data.split.sample_ids, data.store.classes
+    suspected = read_aligned(paths.suspicion, ["suspected"], ids)["suspected"].to_numpy()
+    said = reviews.overrides(reviews.load(paths.reviews, ids, classes), ids, data.split.labels, classes)
+    keep = torch.from_numpy(np.flatnonzero(np.where(said.reviewed, said.label >= 0, ~suspected)))
+    labels = torch.from_numpy(said.label)[keep]
+    model = fit(data.new_model(cfg["train"].seed), data.x[keep], labels, cfg["train"], balanced=True, desc="training on identified-clean samples")
     save_model(model, paths.clean)
 
 

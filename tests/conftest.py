@@ -39,7 +39,8 @@ def make_project(dest: Path, overrides: dict) -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
     for name in ("sanitizer", "stages"):
         shutil.copytree(REPO / name, dest / name, ignore=ignore)
-    shutil.copy(REPO / "dvc.yaml", dest / "dvc.yaml")
+    for name in ("dvc.yaml", "reviews.csv"):
+        shutil.copy(REPO / name, dest / name)
     write_params(dest / "params.yaml", overrides)
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
         subprocess.run(cmd, cwd=dest, check=True, capture_output=True)

@@ -47,6 +47,7 @@ def _write_review_data(root, with_truth: bool):
                 "new_label": [0, 1, 1, 0, 1, 2],
                 "confidence": [0.9, 0.3, 0.8, 0.99, 0.7, 0.95],
                 "reason": ["r"] * 6,
+                "source": ["method"] * 5 + ["review"],
             }
         ),
         paths.decisions,

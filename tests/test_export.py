@@ -45,6 +45,7 @@ def run(tmp_path):
                 "new_label": [n for _, n in DECISIONS],
                 "confidence": [0.9] * 6,
                 "reason": ["r"] * 6,
+                "source": ["method"] * 6,
             }
         ),
         paths.decisions,

@@ -14,7 +14,7 @@ from conftest import REPO, needs_fashion_mnist, write_params
 
 from sanitizer.cli import main
 from sanitizer.dvcfile import code_deps, imported_modules, render
-from sanitizer.layout import ARTEFACTS, STAGE_NAMES, STAGES, stage
+from sanitizer.layout import ARTEFACTS, INPUTS, STAGE_NAMES, STAGES, stage
 from sanitizer.pipeline import StageParams, run_stage
 
 
@@ -27,11 +27,12 @@ def test_every_declared_stage_has_its_module_and_nothing_else_does():
     assert modules == set(STAGE_NAMES)
     assert len(set(STAGE_NAMES)) == len(STAGE_NAMES)
     for st in STAGES:
-        assert set(st.reads) | set(st.writes) <= set(ARTEFACTS), st.name
+        assert set(st.reads) <= set(ARTEFACTS) | set(INPUTS), st.name
+        assert set(st.writes) <= set(ARTEFACTS), st.name
 
 
 def test_every_artefact_read_is_written_by_an_earlier_stage():
-    written: set[str] = set()
+    written: set[str] = set(INPUTS)
     for st in STAGES:
         assert set(st.reads) <= written, f"{st.name} reads {set(st.reads) - written} before any stage writes it"
         written |= set(st.writes)

@@ -59,6 +59,29 @@ def test_second_repro_is_a_no_op(project):
     assert ran_stages(run(["dvc", "repro"], proj).stdout) == []
 
 
+def test_a_review_reruns_only_the_stages_after_it_and_wins_over_the_method(project):
+    """`sanitize review` drops a sample the method kept and keeps one it flagged: `dvc repro`
+    re-runs train_clean, relabel and evaluate only, and the decisions carry the person's word.
+    Clearing the reviews brings the method's decisions back from DVC's run cache."""
+    proj, _ = project
+    before = (proj / "data/relabel/decisions.parquet").read_bytes()
+    decisions = pl.read_parquet(proj / "data/relabel/decisions.parquet")
+    assert set(decisions["source"]) == {"method"}
+    kept = decisions.filter(pl.col("decision") == "keep")["sample_id"][0]
+    flagged = decisions.filter(pl.col("decision") != "keep")["sample_id"][0]
+    run(["sanitize", "review", kept, "--drop", "--who", "ana", "--note", "odd patch"], proj)
+    run(["sanitize", "review", flagged, "--keep", "--who", "ana"], proj)
+    assert ran_stages(run(["dvc", "repro"], proj).stdout) == ["train_clean", "relabel", "evaluate"]
+    after = pl.read_parquet(proj / "data/relabel/decisions.parquet")
+    reviewed = after.filter(pl.col("source") == "review").sort("sample_id")
+    assert dict(zip(reviewed["sample_id"], reviewed["decision"])) == {kept: "drop", flagged: "keep"}
+    assert after.filter(pl.col("sample_id") == kept)["reason"][0] == "reviewed by ana: odd patch"
+    assert json.loads((proj / "data/evaluate/metrics.json").read_text())["decisions"]["reviewed"] == 2
+    run(["sanitize", "review", kept, flagged, "--clear"], proj)
+    assert ran_stages(run(["dvc", "repro"], proj).stdout) == []
+    assert (proj / "data/relabel/decisions.parquet").read_bytes() == before
+
+
 def test_a_teammate_pulls_the_decisions_instead_of_recomputing_them(project, tmp_path):
     """Push a finished run to a DVC remote; a fresh clone pulls it and finds nothing to re-run:
     the same decisions, byte for byte, with no stage run."""
