@@ -97,7 +97,8 @@ def stage_entry(st: Stage) -> dict:
         reads += [f"{DATA}/{name}/timing.json" for name in TIMED_STAGES]
     outs = [f"{DATA}/{ARTEFACTS[a]}" for a in st.writes if a not in METRICS] + [f"{DATA}/{st.timing()}"]
     entry = {"cmd": f"python -m stages.{st.name}", "deps": code + reads, "params": params, "outs": outs}
-    metrics = [f"{DATA}/{ARTEFACTS[a]}" for a in st.writes if a in METRICS]
+    # Not cached, so git tracks them: `dvc metrics diff` and `dvc exp show` compare commits.
+    metrics = [{f"{DATA}/{ARTEFACTS[a]}": {"cache": False}} for a in st.writes if a in METRICS]
     if metrics:
         entry["metrics"] = metrics
     return entry

@@ -1,6 +1,8 @@
 """The real pipeline, end to end, on a 2,000-sample Fashion-MNIST subset: `dvc repro`, its
 caching, determinism, and that defense stages never need the ground truth."""
 
+import csv
+import io
 import json
 import shutil
 import sys
@@ -100,6 +102,26 @@ def test_a_teammate_pulls_the_decisions_instead_of_recomputing_them(project, tmp
     assert ran_stages(run(["dvc", "repro"], clone).stdout) == []
     for manifest in MANIFESTS:
         assert (clone / "data" / manifest).read_bytes() == (proj / "data" / manifest).read_bytes(), manifest
+
+
+def test_an_experiment_sets_a_param_and_its_metrics_compare_with_the_commit(project):
+    """`dvc exp run -S` changes one param and re-runs what it touches; metrics.json is tracked by
+    git (not cached), so `dvc metrics diff` and `dvc exp show` compare the run with HEAD's."""
+    proj, _ = project
+    for key, value in (("user.name", "t"), ("user.email", "t@example.invalid")):
+        run(["git", "config", key, value], proj)
+    run(["git", "add", "-A"], proj)
+    run(["git", "commit", "-q", "--allow-empty", "-m", "baseline"], proj)
+    assert "data/evaluate/metrics.json" in run(["git", "ls-files"], proj).stdout
+    exp = run(["dvc", "exp", "run", "-S", "relabel.min_confidence=0.6"], proj)
+    assert ran_stages(exp.stdout) == ["relabel", "evaluate"]
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], proj).stdout)
+    assert "wall_seconds.relabel" in diff["data/evaluate/metrics.json"]
+    shown = list(csv.DictReader(io.StringIO(run(["dvc", "exp", "show", "--csv"], proj).stdout)))
+    # The baseline commit and the experiment, each with its param and its own metrics.
+    by_param = {row["relabel.min_confidence"]: row for row in shown}
+    assert {"0.5", "0.6"} <= set(by_param), shown
+    assert all(0 <= float(by_param[v]["defended.acc"]) <= 1 for v in ("0.5", "0.6"))
 
 
 # Runs a stage as `python -m stages.<name>` does, then records every module it loaded.
