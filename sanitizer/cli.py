@@ -46,15 +46,24 @@ def run(stage: str, params: str, data: str) -> None:
     help="A signal of the method (listed in detect/suspicion.parquet; a wrong name lists them): "
     "suspicion ranks the flagged samples, any other signal samples of every decision.",
 )
-def inspect(data: str, top: int, class_name: str | None, by: str) -> None:
-    """Per-class summary of the decisions and the most suspicious samples."""
+@click.option("--html", "html", default=None, type=click.Path(dir_okay=False), help="Write the review page (one HTML file with thumbnails, to open from disk) here instead.")
+def inspect(data: str, top: int, class_name: str | None, by: str, html: str | None) -> None:
+    """Per-class summary of the decisions and the most suspicious samples; with --html, a page
+    to review them by eye and mark keep / drop / relabel."""
     from .errors import SanitizerError
-    from .review import render_review
 
     try:
-        render_review(data, top, class_name, by)
+        if html is None:
+            from .review import render_review
+
+            render_review(data, top, class_name, by)
+            return
+        from .review_page import write_page
+
+        done = write_page(data, html)
     except SanitizerError as e:
         raise click.ClickException(str(e)) from None
+    click.echo(f"wrote {done['out']} ({done['bytes'] / 1e6:.1f} MB): {done['flagged']} flagged and {done['shown'] - done['flagged']} near-threshold samples of {done['total']}")
 
 
 @main.command()

@@ -21,6 +21,28 @@ TINY_PARAMS = {
 CIFAR10 = next((p for p in (REPO.parent / "shared", REPO / "shared") if (p / "datasets" / "cifar10-jpeg").exists()), REPO.parent / "shared") / "datasets" / "cifar10-jpeg"
 needs_cifar10 = pytest.mark.skipif(not CIFAR10.exists(), reason=f"CIFAR-10 Parquet not found at {CIFAR10}")
 
+# The review page is tested in a real headless browser: Debian's chromium driven by Playwright
+# (scripts/setup installs both).
+CHROMIUM = shutil.which("chromium")
+needs_browser = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (scripts/setup installs it)")
+
+
+@pytest.fixture
+def page():
+    """A fresh headless-chromium page; every dialog it opens (an injected alert, say) is kept
+    in page.dialogs."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(accept_downloads=True, viewport={"width": 1200, "height": 900})
+        pg = context.new_page()
+        pg.dialogs = []
+        pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
+        yield pg
+        browser.close()
+
+
 needs_fashion_mnist = pytest.mark.skipif(
     not FASHION_MNIST.exists(), reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)"
 )

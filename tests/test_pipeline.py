@@ -10,11 +10,12 @@ import sys
 import polars as pl
 import pytest
 
-from conftest import REPO, TINY_PARAMS, make_project, needs_fashion_mnist, run, write_params
+from conftest import REPO, TINY_PARAMS, make_project, needs_browser, needs_fashion_mnist, run, write_params
 
 pytestmark = needs_fashion_mnist
 
 from sanitizer.layout import ARTEFACTS, STAGES
+from sanitizer.manifest import meta_value
 
 BENCHMARK_ONLY = ["truth", "asr"]  # ground truth: what only evaluate (and the oracle) may read
 MANIFESTS = ["ingest/store/samples.parquet"] + [p for a, p in ARTEFACTS.items() if p.endswith(".parquet") and a not in BENCHMARK_ONLY]
@@ -82,6 +83,38 @@ def test_a_review_reruns_only_the_stages_after_it_and_wins_over_the_method(proje
     run(["sanitize", "review", kept, flagged, "--clear"], proj)
     assert ran_stages(run(["dvc", "repro"], proj).stdout) == []
     assert (proj / "data/relabel/decisions.parquet").read_bytes() == before
+
+
+@needs_browser
+def test_a_choice_made_in_the_review_page_changes_the_decision_after_repro(project, page, tmp_path):
+    """The loop a reviewer lives in, in a real browser: open the page, filter to a class, keep
+    the most suspicious flagged sample, download the choices, apply them, `dvc repro`."""
+    proj, _ = project
+    html = tmp_path / "review.html"
+    run(["sanitize", "inspect", "--html", str(html)], proj)
+    decisions = pl.read_parquet(proj / "data/relabel/decisions.parquet")
+    suspicion = pl.read_parquet(proj / "data/detect/suspicion.parquet").select("sample_id", "suspicion")
+    flagged = decisions.filter(pl.col("decision") != "keep").join(suspicion, on="sample_id")
+    label = flagged["label"].mode().sort()[0]
+    target = flagged.filter(pl.col("label") == label).sort(["suspicion", "sample_id"], descending=[True, False]).row(0, named=True)
+    classes = meta_value(proj / "data/relabel/decisions.parquet", "classes")
+    page.goto(html.as_uri())
+    page.select_option("#f-class", label=classes[label])
+    first = page.locator(".card").first
+    assert first.locator(".id").inner_text() == target["sample_id"]
+    first.click()
+    page.fill("#d-note", "a clean one")
+    page.click("button[data-decision=keep]")
+    with page.expect_download() as download:
+        page.click("#export")
+    exported = tmp_path / "choices.csv"
+    download.value.save_as(exported)
+    run(["sanitize", "review", "--apply", str(exported)], proj)
+    assert ran_stages(run(["dvc", "repro"], proj).stdout) == ["train_clean", "relabel", "evaluate"]
+    row = pl.read_parquet(proj / "data/relabel/decisions.parquet").filter(pl.col("sample_id") == target["sample_id"]).row(0, named=True)
+    assert (row["decision"], row["source"], row["reason"]) == ("keep", "review", "reviewed: a clean one")
+    run(["sanitize", "review", target["sample_id"], "--clear"], proj)
+    assert ran_stages(run(["dvc", "repro"], proj).stdout) == []
 
 
 def test_a_teammate_pulls_the_decisions_instead_of_recomputing_them(project, tmp_path):
