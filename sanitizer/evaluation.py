@@ -141,18 +141,24 @@ def _wall_seconds(root: Path) -> dict:
 
 def _write_plots(directory: Path, signals: dict[str, np.ndarray], is_poison) -> None:
     """The suspicion score's distribution (poisoned vs clean when truth exists) and, in a
-    benchmark, the ROC of every signal."""
+    benchmark, the ROC of every signal: CSV for `dvc plots`, PNG to look at."""
+    from . import plots
+
     with atomic_path(directory) as tmp:
         tmp.mkdir()
         score = signals["suspicion"]
         edges = np.linspace(score.min(), score.max() + 1e-9, 41)
         groups = {"all": np.ones(len(score), bool)} if is_poison is None else {"clean": ~is_poison, "poisoned": is_poison}
-        hist = [
-            {"suspicion": float((edges[i] + edges[i + 1]) / 2), "group": g, "count": int(c)}
-            for g, m in groups.items()
-            for i, c in enumerate(np.histogram(score[m], edges)[0])
-        ]
-        pl.DataFrame(hist).write_csv(tmp / "score_distribution.csv")
+        hist = pl.DataFrame(
+            [
+                {"suspicion": float((edges[i] + edges[i + 1]) / 2), "group": g, "count": int(c)}
+                for g, m in groups.items()
+                for i, c in enumerate(np.histogram(score[m], edges)[0])
+            ]
+        )
+        hist.write_csv(tmp / "score_distribution.csv")
+        plots.score_distribution(hist, tmp / "score_distribution.png")
         if is_poison is not None:
-            roc = [{**row, "signal": name} for name, s in signals.items() for row in roc_curve(s, is_poison)]
-            pl.DataFrame(roc).write_csv(tmp / "roc.csv")
+            roc = pl.DataFrame([{**row, "signal": name} for name, s in signals.items() for row in roc_curve(s, is_poison)])
+            roc.write_csv(tmp / "roc.csv")
+            plots.roc(roc, {name: auroc(s, is_poison) for name, s in signals.items()}, tmp / "roc.png")

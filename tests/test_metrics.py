@@ -91,3 +91,23 @@ def test_roc_curve_shape(seed):
 def test_roc_curve_empty_without_both_classes():
     assert roc_curve(np.arange(4.0), np.zeros(4, bool)) == []
     assert roc_curve(np.arange(4.0), np.ones(4, bool)) == []
+
+
+def test_roc_png_draws_every_signal_and_is_the_same_bytes_each_time(tmp_path):
+    import polars as pl
+    from PIL import Image
+
+    from sanitizer import plots
+
+    rng = np.random.default_rng(0)
+    pos = rng.random(200) < 0.2
+    signals = {"suspicion": pos + rng.normal(0, 0.5, 200), "loss_baseline": rng.normal(0, 1, 200)}
+    curves = pl.DataFrame([{**row, "signal": name} for name, s in signals.items() for row in roc_curve(s, pos)])
+    for name in ("a.png", "b.png"):
+        plots.roc(curves, {n: auroc(s, pos) for n, s in signals.items()}, tmp_path / name)
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    with Image.open(tmp_path / "a.png") as image:
+        pixels = np.asarray(image.convert("RGB"))
+    # matplotlib's first two colours (blue, orange) are both drawn: one curve per signal.
+    for colour in ([31, 119, 180], [255, 127, 14]):
+        assert (np.abs(pixels.astype(int) - colour).sum(-1) < 30).sum() > 100, colour

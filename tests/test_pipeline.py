@@ -9,6 +9,7 @@ import sys
 
 import polars as pl
 import pytest
+from PIL import Image
 
 from conftest import REPO, TINY_PARAMS, make_project, needs_browser, needs_fashion_mnist, run, write_params
 
@@ -55,6 +56,9 @@ def test_repro_runs_every_stage_and_writes_metrics(project):
     assert set(metrics["wall_seconds"]) >= {"ingest", "score", "enhance", "total"}
     for plot in ("score_distribution.csv", "roc.csv"):
         assert (proj / "data/evaluate/plots" / plot).stat().st_size > 0
+    for plot in ("score_distribution.png", "roc.png"):
+        with Image.open(proj / "data/evaluate/plots" / plot) as image:
+            assert image.format == "PNG" and image.size == (600, 400)
 
 
 def test_second_repro_is_a_no_op(project):
