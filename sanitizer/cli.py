@@ -67,6 +67,28 @@ def inspect(data: str, top: int, class_name: str | None, by: str, html: str | No
 
 
 @main.command()
+@click.argument("folder", default=".", type=click.Path(file_okay=False))
+@click.option("--imagefolder", default=None, type=click.Path(), help="Your images: PATH/<class>/<image>, or PATH/train/... and PATH/test/...")
+@click.option("--parquet", default=None, type=click.Path(), help="Your images as a Parquet table (a file, or a folder with train.parquet and test.parquet).")
+@click.option("--force", is_flag=True, help="Replace an existing dvc.yaml, params.yaml or reviews.csv.")
+def init(folder: str, imagefolder: str | None, parquet: str | None, force: bool) -> None:
+    """Set up FOLDER (default: here) to sanitize your own images with `dvc repro`: a dvc.yaml
+    that calls this installed sanitizer, a params.yaml pointing at the images, an empty
+    reviews.csv; git and DVC initialised if they are not yet."""
+    from .errors import SanitizerError
+    from .scaffold import init as scaffold
+
+    given = [(s, p) for s, p in (("imagefolder", imagefolder), ("parquet", parquet)) if p is not None]
+    if len(given) != 1:
+        raise click.UsageError("give your data with exactly one of --imagefolder PATH or --parquet PATH")
+    try:
+        done = scaffold(folder, *given[0], force)
+    except SanitizerError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"in {folder}: {', '.join(done)}. Next: `dvc repro`, then `sanitize inspect --html review.html`.")
+
+
+@main.command()
 @click.argument("sample_ids", nargs=-1)
 @click.option("--keep", "decision", flag_value="keep", help="Keep the samples with their given label.")
 @click.option("--drop", "decision", flag_value="drop", help="Leave the samples out of training.")

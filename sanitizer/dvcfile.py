@@ -82,7 +82,9 @@ def method_sections() -> list[str]:
     return sorted({METHODS.get(name).section for name in METHODS.names()} - {None})
 
 
-def stage_entry(st: Stage) -> dict:
+def stage_entry(st: Stage, installed: bool = False) -> dict:
+    """One stage of dvc.yaml. `installed`: for a project of its own (`sanitize init`), whose
+    stages call the installed `sanitize` and so depend on no source file here."""
     modules = [f"stages.{st.name}"]
     params = list(st.params)
     if st.runs_method:
@@ -91,12 +93,15 @@ def stage_entry(st: Stage) -> dict:
 
         modules += [f"sanitizer.methods.{m}" for m in module_names()]
         params += method_sections()
-    code = [p.relative_to(ROOT).as_posix() for p in sorted(set().union(*map(code_deps, modules)))]
+    code = [] if installed else [p.relative_to(ROOT).as_posix() for p in sorted(set().union(*map(code_deps, modules)))]
     reads = [INPUTS[a] if a in INPUTS else f"{DATA}/{ARTEFACTS[a]}" for a in st.reads]
     if st.reads_timings:
         reads += [f"{DATA}/{name}/timing.json" for name in TIMED_STAGES]
     outs = [f"{DATA}/{ARTEFACTS[a]}" for a in st.writes if a not in METRICS] + [f"{DATA}/{st.timing()}"]
-    entry = {"cmd": f"python -m stages.{st.name}", "deps": code + reads, "params": params, "outs": outs}
+    cmd = f"sanitize run {st.name}" if installed else f"python -m stages.{st.name}"
+    entry = {"cmd": cmd, "deps": code + reads, "params": params, "outs": outs}
+    if not entry["deps"]:
+        del entry["deps"]
     # Not cached, so git tracks them: `dvc metrics diff` and `dvc exp show` compare commits.
     metrics = [{f"{DATA}/{ARTEFACTS[a]}": {"cache": False}} for a in st.writes if a in METRICS]
     if metrics:
@@ -104,9 +109,12 @@ def stage_entry(st: Stage) -> dict:
     return entry
 
 
-def render() -> str:
-    doc = {"stages": {st.name: stage_entry(st) for st in STAGES}, "plots": PLOTS}
-    return HEADER + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=120)
+def render(installed: bool = False, header: str = HEADER, extra_deps: dict[str, list[str]] | None = None) -> str:
+    stages = {st.name: stage_entry(st, installed) for st in STAGES}
+    for name, deps in (extra_deps or {}).items():
+        stages[name]["deps"] = deps + stages[name].get("deps", [])
+    doc = {"stages": stages, "plots": PLOTS}
+    return header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=120)
 
 
 def main(argv: list[str]) -> int:
