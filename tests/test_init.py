@@ -59,7 +59,7 @@ def in_venv(venv: Path, cmd: list[str], cwd: Path, check: bool = True):
 
 def test_init_then_dvc_repro_runs_the_pipeline_from_the_installed_package(venv, tmp_path):
     project = tmp_path / "team-repo"
-    write_imagefolder(project / "images", train=600, test=150)
+    write_imagefolder(project / "images", train=300, test=60)
     found = in_venv(venv, ["python", "-c", "import sanitizer, stages; print(sanitizer.__file__, stages.__file__)"], tmp_path).stdout
     assert str(REPO) not in found and str(venv) in found, found
     out = in_venv(venv, ["sanitize", "init", "--imagefolder", "images"], project)
@@ -75,9 +75,9 @@ def test_init_then_dvc_repro_runs_the_pipeline_from_the_installed_package(venv, 
     repro = in_venv(venv, ["python", "-m", "dvc", "repro"], project)
     assert repro.stdout.count("Running stage") == len(STAGES), repro.stdout
     metrics = json.loads((project / "data/evaluate/metrics.json").read_text())
-    assert metrics["decisions"]["keep"] + metrics["decisions"]["drop"] + metrics["decisions"]["relabel"] == 600
+    assert metrics["decisions"]["keep"] + metrics["decisions"]["drop"] + metrics["decisions"]["relabel"] == 300
     page = in_venv(venv, ["sanitize", "inspect", "--html", "review.html"], project)
-    assert "of 600" in page.stdout and (project / "review.html").stat().st_size > 1000
+    assert "of 300" in page.stdout and (project / "review.html").stat().st_size > 1000
     # A second init refuses to overwrite; the team's edits are safe.
     again = in_venv(venv, ["sanitize", "init", "--imagefolder", "images"], project, check=False)
     assert again.returncode == 1 and "already has dvc.yaml, params.yaml, reviews.csv" in again.stderr

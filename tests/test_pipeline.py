@@ -66,59 +66,48 @@ def test_second_repro_is_a_no_op(project):
     assert ran_stages(run(["dvc", "repro"], proj).stdout) == []
 
 
-def test_a_review_reruns_only_the_stages_after_it_and_wins_over_the_method(project):
-    """`sanitize review` drops a sample the method kept and keeps one it flagged: `dvc repro`
-    re-runs train_clean, relabel and evaluate only, and the decisions carry the person's word.
-    Clearing the reviews brings the method's decisions back from DVC's run cache."""
+@needs_browser
+def test_reviews_from_the_cli_and_the_page_rerun_only_the_stages_after_them_and_win(project, page, tmp_path):
+    """The loop a reviewer lives in. `sanitize review` drops a sample the method kept; in a real
+    browser the review page is filtered to a class, its most suspicious flagged sample kept,
+    and the choice downloaded and applied. `dvc repro` re-runs train_clean, relabel and
+    evaluate only, and the decisions carry the person's word. Clearing the reviews brings the
+    method's decisions back from DVC's run cache."""
     proj, _ = project
     before = (proj / "data/relabel/decisions.parquet").read_bytes()
     decisions = pl.read_parquet(proj / "data/relabel/decisions.parquet")
     assert set(decisions["source"]) == {"method"}
     kept = decisions.filter(pl.col("decision") == "keep")["sample_id"][0]
-    flagged = decisions.filter(pl.col("decision") != "keep")["sample_id"][0]
     run(["sanitize", "review", kept, "--drop", "--who", "ana", "--note", "odd patch"], proj)
-    run(["sanitize", "review", flagged, "--keep", "--who", "ana"], proj)
-    assert ran_stages(run(["dvc", "repro"], proj).stdout) == ["train_clean", "relabel", "evaluate"]
-    after = pl.read_parquet(proj / "data/relabel/decisions.parquet")
-    reviewed = after.filter(pl.col("source") == "review").sort("sample_id")
-    assert dict(zip(reviewed["sample_id"], reviewed["decision"])) == {kept: "drop", flagged: "keep"}
-    assert after.filter(pl.col("sample_id") == kept)["reason"][0] == "reviewed by ana: odd patch"
-    assert json.loads((proj / "data/evaluate/metrics.json").read_text())["decisions"]["reviewed"] == 2
-    run(["sanitize", "review", kept, flagged, "--clear"], proj)
-    assert ran_stages(run(["dvc", "repro"], proj).stdout) == []
-    assert (proj / "data/relabel/decisions.parquet").read_bytes() == before
 
-
-@needs_browser
-def test_a_choice_made_in_the_review_page_changes_the_decision_after_repro(project, page, tmp_path):
-    """The loop a reviewer lives in, in a real browser: open the page, filter to a class, keep
-    the most suspicious flagged sample, download the choices, apply them, `dvc repro`."""
-    proj, _ = project
     html = tmp_path / "review.html"
     run(["sanitize", "inspect", "--html", str(html)], proj)
-    decisions = pl.read_parquet(proj / "data/relabel/decisions.parquet")
     suspicion = pl.read_parquet(proj / "data/detect/suspicion.parquet").select("sample_id", "suspicion")
     flagged = decisions.filter(pl.col("decision") != "keep").join(suspicion, on="sample_id")
     label = flagged["label"].mode().sort()[0]
-    target = flagged.filter(pl.col("label") == label).sort(["suspicion", "sample_id"], descending=[True, False]).row(0, named=True)
-    classes = meta_value(proj / "data/relabel/decisions.parquet", "classes")
+    target = flagged.filter(pl.col("label") == label).sort(["suspicion", "sample_id"], descending=[True, False])["sample_id"][0]
     page.goto(html.as_uri())
-    page.select_option("#f-class", label=classes[label])
+    page.select_option("#f-class", label=meta_value(proj / "data/relabel/decisions.parquet", "classes")[label])
     first = page.locator(".card").first
-    assert first.locator(".id").inner_text() == target["sample_id"]
+    assert first.locator(".id").inner_text() == target
     first.click()
     page.fill("#d-note", "a clean one")
     page.click("button[data-decision=keep]")
     with page.expect_download() as download:
         page.click("#export")
-    exported = tmp_path / "choices.csv"
-    download.value.save_as(exported)
-    run(["sanitize", "review", "--apply", str(exported)], proj)
+    download.value.save_as(tmp_path / "choices.csv")
+    run(["sanitize", "review", "--apply", str(tmp_path / "choices.csv")], proj)
+
     assert ran_stages(run(["dvc", "repro"], proj).stdout) == ["train_clean", "relabel", "evaluate"]
-    row = pl.read_parquet(proj / "data/relabel/decisions.parquet").filter(pl.col("sample_id") == target["sample_id"]).row(0, named=True)
-    assert (row["decision"], row["source"], row["reason"]) == ("keep", "review", "reviewed: a clean one")
-    run(["sanitize", "review", target["sample_id"], "--clear"], proj)
+    after = pl.read_parquet(proj / "data/relabel/decisions.parquet").filter(pl.col("source") == "review")
+    assert {r["sample_id"]: (r["decision"], r["reason"]) for r in after.iter_rows(named=True)} == {
+        kept: ("drop", "reviewed by ana: odd patch"),
+        target: ("keep", "reviewed: a clean one"),
+    }
+    assert json.loads((proj / "data/evaluate/metrics.json").read_text())["decisions"]["reviewed"] == 2
+    run(["sanitize", "review", kept, target, "--clear"], proj)
     assert ran_stages(run(["dvc", "repro"], proj).stdout) == []
+    assert (proj / "data/relabel/decisions.parquet").read_bytes() == before
 
 
 def test_a_teammate_pulls_the_decisions_instead_of_recomputing_them(project, tmp_path):
@@ -159,6 +148,10 @@ def test_an_experiment_sets_a_param_and_its_metrics_compare_with_the_commit(proj
     by_param = {row["relabel.min_confidence"]: row for row in shown}
     assert {"0.5", "0.6"} <= set(by_param), shown
     assert all(0 <= float(by_param[v]["defended.acc"]) <= 1 for v in ("0.5", "0.6"))
+    # Back to the commit; DVC's cache restores its outputs, with no stage run.
+    run(["git", "checkout", "--", "params.yaml", "dvc.lock", "data/evaluate/metrics.json"], proj)
+    run(["dvc", "checkout", "-q"], proj)
+    assert ran_stages(run(["dvc", "repro"], proj).stdout) == []
 
 
 # Runs a stage as `python -m stages.<name>` does, then records every module it loaded.
