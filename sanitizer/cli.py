@@ -52,6 +52,9 @@ def inspect(data: str, top: int, class_name: str | None, by: str, html: str | No
     to review them by eye and mark keep / drop / relabel."""
     from .errors import SanitizerError
 
+    given = [f"--{p}" for p in ("top", "class", "by") if click.get_current_context().get_parameter_source(p.replace("class", "class_name")).name != "DEFAULT"]
+    if html is not None and given:
+        raise click.UsageError(f"{', '.join(given)}: for the terminal tables only; the --html page has its own filters")
     try:
         if html is None:
             from .review import render_review
@@ -63,7 +66,7 @@ def inspect(data: str, top: int, class_name: str | None, by: str, html: str | No
         done = write_page(data, html)
     except SanitizerError as e:
         raise click.ClickException(str(e)) from None
-    click.echo(f"wrote {done['out']} ({done['bytes'] / 1e6:.1f} MB): {done['flagged']} flagged and {done['shown'] - done['flagged']} near-threshold samples of {done['total']}")
+    click.echo(f"wrote {done['out']} ({done['bytes'] / 1e6:.1f} MB): {done['flagged']} flagged or reviewed and {done['shown'] - done['flagged']} near-threshold samples of {done['total']}")
 
 
 @main.command()
@@ -90,39 +93,41 @@ def init(folder: str, imagefolder: str | None, parquet: str | None, force: bool)
 
 @main.command()
 @click.argument("sample_ids", nargs=-1)
-@click.option("--keep", "decision", flag_value="keep", help="Keep the samples with their given label.")
-@click.option("--drop", "decision", flag_value="drop", help="Leave the samples out of training.")
+@click.option("--keep", is_flag=True, help="Keep the samples with their given label.")
+@click.option("--drop", is_flag=True, help="Leave the samples out of training.")
 @click.option("--relabel", metavar="CLASS", default=None, help="Train on the samples as class CLASS.")
-@click.option("--clear", "decision", flag_value="clear", help="Remove your review: the method decides again.")
-@click.option("--apply", "apply_file", default=None, type=click.Path(dir_okay=False, exists=True), help="Merge a reviews CSV (the HTML page's export) instead.")
+@click.option("--clear", is_flag=True, help="Remove your review: the method decides again.")
+@click.option("--apply", "apply_file", default=None, type=click.Path(dir_okay=False, exists=True), help="Merge a reviews CSV (the HTML page's download) instead.")
 @click.option("--who", default=None, help="Reviewer name (default: git's user.name, else $USER).")
-@click.option("--note", default="", help="Why, in a few words.")
+@click.option("--note", default=None, help="Why, in a few words.")
 @click.option("--data", default="data", show_default=True, type=click.Path(file_okay=False), help="Data root; reviews.csv sits beside it.")
-def review(sample_ids, decision, relabel, apply_file, who, note, data) -> None:
+def review(sample_ids, keep, drop, relabel, clear, apply_file, who, note, data) -> None:
     """Overrule the method on SAMPLE_IDS: your word wins at the next `dvc repro`, which re-runs
     only train_clean, relabel and evaluate. Recorded in reviews.csv (commit it)."""
     from .errors import SanitizerError
-    from .reviews import Review, now, parse, record
+    from .reviews import Review, now, read, record
 
-    chosen = [d for d in (decision, "relabel" if relabel else None) if d]
-    if apply_file is None and (len(chosen) != 1 or not sample_ids):
-        raise click.UsageError("give SAMPLE_IDS and one of --keep, --drop, --relabel CLASS, --clear; or --apply FILE")
-    if apply_file is not None and (chosen or sample_ids):
-        raise click.UsageError("--apply takes its reviews from the file: give no SAMPLE_IDS or decision with it")
+    chosen = [name for name, on in (("keep", keep), ("drop", drop), ("relabel", relabel is not None), ("clear", clear)) if on]
+    if apply_file is not None:
+        if chosen or sample_ids or who is not None or note is not None:
+            raise click.UsageError("--apply takes everything from the file: give no SAMPLE_IDS, decision, --who or --note with it")
+    elif len(chosen) != 1 or not sample_ids:
+        raise click.UsageError("give SAMPLE_IDS and exactly one of --keep, --drop, --relabel CLASS, --clear; or --apply FILE")
+    elif chosen == ["clear"] and (who is not None or note is not None):
+        raise click.UsageError("--clear removes reviews: --who and --note have nothing to go on")
     try:
         if apply_file is not None:
-            with open(apply_file, encoding="utf-8-sig") as f:
-                new, clear = parse(f.read(), apply_file), []
-        elif chosen[0] == "clear":
-            new, clear = [], list(sample_ids)
+            path, size, _ = record(data, read(apply_file), where=apply_file)
+            done = f"merged {apply_file}"
+        elif chosen == ["clear"]:
+            path, size, cleared = record(data, [], clear=list(sample_ids))
+            done = f"cleared {cleared} review(s)"
         else:
             by = who if who is not None else _reviewer()
-            new = [Review(s, chosen[0], relabel or "", by, now(), note) for s in sample_ids]
-            clear = []
-        path, size = record(data, new, clear)
+            path, size, _ = record(data, [Review(s, chosen[0], relabel or "", by, now(), note or "") for s in sample_ids])
+            done = f"{chosen[0]}: {len(sample_ids)} sample(s)"
     except SanitizerError as e:
         raise click.ClickException(str(e)) from None
-    done = f"applied {len(new)} reviews from {apply_file}" if apply_file else f"{chosen[0]}: {len(sample_ids)} sample(s)"
     click.echo(f"{done}; {path} holds {size} review(s). `dvc repro` applies them.")
 
 

@@ -43,11 +43,13 @@ def decide(clean_logits: torch.Tensor, labels: np.ndarray, suspected: np.ndarray
     return Decisions(decision.astype(str), new_label, conf.astype(np.float64), reason.astype(str), np.full(len(labels), "method"))
 
 
-def overrule(dec: Decisions, labels: np.ndarray, said) -> Decisions:
+def overrule(dec: Decisions, said) -> Decisions:
     """A person's review wins over the method: `said` is reviews.Overrides for every sample."""
     r = said.reviewed
-    decision, new_label = dec.decision.astype(object), dec.new_label.copy()
-    decision[r] = np.where(said.label[r] < 0, "drop", np.where(said.label[r] == labels[r], "keep", "relabel"))
-    new_label[r] = np.where(said.label[r] < 0, labels[r], said.label[r])
-    reason = np.where(r, said.reason, dec.reason).astype(str)
-    return Decisions(decision.astype(str), new_label, dec.confidence, reason, np.where(r, "review", dec.source))
+    return Decisions(
+        np.where(r, said.decision, dec.decision).astype(str),
+        np.where(r, said.label, dec.new_label),
+        dec.confidence,
+        np.where(r, said.reason, dec.reason).astype(str),
+        np.where(r, "review", dec.source),
+    )

@@ -76,11 +76,12 @@ def evaluate(cfg, paths) -> None:
     # The attack ingest actually ran, not today's params: a run by hand with other params must
     # not treat a clean store's (all-False) truth as a benchmark, or a benchmark's as clean.
     has_truth = meta_value(paths.truth, "attack") != "none"
-    decisions = read_aligned(paths.decisions, ["decision", "new_label", "label", "source"], ids)
+    decisions = read_aligned(paths.decisions, ["decision", "new_label", "label", "source", "method_decision"], ids)
     signal_list = signal_names(paths.suspicion)
     suspicion = read_aligned(paths.suspicion, signal_list, ids)
     is_poison, is_cover = truth["is_poison"].to_numpy(), truth["is_cover"].to_numpy()
-    flagged = decisions["decision"].to_numpy() != "keep"
+    # Detection quality is the method's own: a person's overrides are counted apart.
+    flagged = decisions["method_decision"].to_numpy() != "keep"
 
     suspect = bench.model(paths.suspect)
     models = {"no_defense": suspect, "oracle": bench.model(paths.oracle)}

@@ -45,7 +45,7 @@ def read_manifest(path: str | Path, columns: list[str] | None = None) -> pl.Data
         raise SanitizerError(f"{path} has schema_version {version}, expected {SCHEMA_VERSION}")
     missing = [c for c in (columns or []) if c not in df.columns]
     if missing:
-        raise SanitizerError(f"{path} lacks column(s) {missing}")
+        raise SanitizerError(f"{path} lacks column(s) {missing}: another version of sanitizer wrote it; re-run the stage that writes it (`dvc repro` does)")
     return df
 
 

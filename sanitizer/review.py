@@ -63,7 +63,7 @@ def top_samples(df: pl.DataFrame, top: int, by: str = "suspicion", class_index: 
     return df.sort([by, "sample_id"], descending=[True, False]).head(top)
 
 
-def _summary_text(meta: dict) -> str:
+def summary_text(meta: dict) -> str:
     """The method's scalar facts (an inferred target, how strongly it stands out), one line."""
     facts = []
     for key, value in sorted(meta["summary"].items()):
@@ -93,7 +93,7 @@ def render_review(data: str | Path, top: int, class_name: str | None, by: str = 
     for row in class_summary(df, classes).iter_rows(named=True):
         summary.add_row(Text(row["class"]), *(str(row[c]) for c in ("samples", "keep", "relabel", "drop")))
     console.print(summary)
-    console.print(Text(_summary_text(meta)))
+    console.print(Text(summary_text(meta)))
 
     title = f"Top {top} flagged samples by suspicion" if by == "suspicion" else f"Top {top} samples by {by}, any decision"
     table = Table(title=title)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 from pathlib import Path
 
 import polars as pl
@@ -22,7 +23,7 @@ from . import reviews
 from .export import png
 from .io import atomic_path
 from .layout import Paths
-from .review import class_summary, load_review
+from .review import summary_text, class_summary, load_review
 from .store import SampleStore
 
 # Per class, this many kept samples with the highest suspicion: those just under the threshold.
@@ -82,13 +83,14 @@ def page_data(data: str | Path, band: int = BAND) -> dict:
         extra += [pl.col("is_poison").sum().alias("poisons"), (pl.col("is_poison") & (pl.col("decision") != "keep")).sum().alias("poisons_flagged")]
     per_class = class_summary(df, classes).join(df.group_by("label").agg(extra), on="label").sort("label")
     summary = {k: v for k, v in meta["summary"].items() if not isinstance(v, dict)}
+    flagged = sum(not s["band"] for s in samples)
     # Names this run's page, so a reviewer's unsaved choices come back on reload, for it only.
     key = hashlib.sha1("\n".join(f"{s['id']}\t{s['decision']}" for s in samples).encode()).hexdigest()[:16]
     return {
         "key": key,
-        "method": meta["method"],
-        "summary": summary,
+        "method": summary_text(meta),
         "targets": _targets(summary, classes),
+        "flagged": flagged,
         "classes": classes,
         "signals": signals,
         "has_truth": "is_poison" in df.columns,
@@ -101,18 +103,26 @@ def page_data(data: str | Path, band: int = BAND) -> dict:
 
 
 def script_json(obj) -> str:
-    """JSON safe inside a <script> element: no `</script>` or `<!--` can end it early."""
-    text = json.dumps(obj, ensure_ascii=True, sort_keys=True, allow_nan=False)
+    """JSON safe inside a <script> element: no `</script>` or `<!--` can end it early.
+    Non-finite numbers (which JSON lacks) become null."""
+    text = json.dumps(_finite(obj), ensure_ascii=True, sort_keys=True, allow_nan=False)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
+def _finite(obj):
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def render(data: dict) -> str:
-    template = (ASSETS / "page.html").read_text()
-    return (
-        template.replace("/*STYLE*/", (ASSETS / "page.css").read_text())
-        .replace("/*SCRIPT*/", (ASSETS / "page.js").read_text())
-        .replace("/*DATA*/", script_json(data))
-    )
+    asset = lambda name: (ASSETS / name).read_text(encoding="utf-8")  # noqa: E731
+    # The data goes in last, so no user text can land where a placeholder is looked for.
+    return asset("page.html").replace("/*STYLE*/", asset("page.css")).replace("/*SCRIPT*/", asset("page.js")).replace("/*DATA*/", script_json(data))
 
 
 def write_page(data: str | Path, out: str | Path, band: int = BAND) -> dict:
@@ -120,6 +130,5 @@ def write_page(data: str | Path, out: str | Path, band: int = BAND) -> dict:
     out = Path(out)
     with atomic_path(out) as tmp:
         tmp.write_text(render(info), encoding="utf-8")
-    flagged = sum(not s["band"] for s in info["samples"])
-    return {"out": str(out), "bytes": out.stat().st_size, "shown": len(info["samples"]), "flagged": flagged, "total": info["total"]}
+    return {"out": str(out), "bytes": out.stat().st_size, "shown": len(info["samples"]), "flagged": info["flagged"], "total": info["total"]}
 

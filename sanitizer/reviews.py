@@ -44,12 +44,15 @@ def parse(text: str, where: str) -> list[Review]:
     reader = csv.DictReader(io.StringIO(text))
     if reader.fieldnames is None:
         return []
+    reader.fieldnames = [f.strip() for f in reader.fieldnames]  # "sample_id, decision" after a hand edit
     missing = [c for c in ("sample_id", "decision") if c not in reader.fieldnames]
     if missing:
         raise SanitizerError(f"{where}: no column {', '.join(missing)}; the header must be {HEADER.strip()}")
     reviews, seen = [], {}
-    for line, row in enumerate(reader, start=2):
-        r = Review(**{c: (row.get(c) or "").strip() for c in COLUMNS})
+    for row in reader:
+        line = reader.line_num  # the file's line: blank lines and multi-line notes counted
+        # Sample ids are taken as written: an id may itself begin or end with a space.
+        r = Review(row.get("sample_id") or "", *((row.get(c) or "").strip() for c in COLUMNS[1:]))
         if r.decision not in DECISIONS:
             raise SanitizerError(f"{where} line {line}: decision {r.decision!r} is not one of {', '.join(DECISIONS)}")
         if r.decision == "relabel" and not r.label:
@@ -73,29 +76,41 @@ def read(path: str | Path) -> list[Review]:
     return parse(text, str(path))
 
 
-def check(reviews: list[Review], sample_ids, classes: list[str], where: str) -> None:
-    """Every reviewed sample must be a train sample, every relabel a known class."""
-    known = set(np.asarray(sample_ids).tolist())
-    unknown = [r.sample_id for r in reviews if r.sample_id not in known]
+def check(reviews: list[Review], sample_ids, labels, classes: list[str], where: str) -> None:
+    """Every reviewed sample must be a train sample, every relabel a known class other than the
+    sample's own (that is a keep: saying so is clearer than a relabel that changes nothing)."""
+    index = {s: i for i, s in enumerate(np.asarray(sample_ids).tolist())}
+    unknown = [r.sample_id for r in reviews if r.sample_id not in index]
     if unknown:
         shown = ", ".join(map(repr, unknown[:5])) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-        raise SanitizerError(f"{where} reviews unknown sample id(s) {shown}: not in the training set; fix or remove those rows")
+        raise SanitizerError(f"{where}: unknown sample id(s) {shown}, not in the training set; fix or remove those rows")
     bad = sorted({r.label for r in reviews if r.decision == "relabel" and r.label not in classes})
     if bad:
-        raise SanitizerError(f"{where} relabels to unknown class(es) {', '.join(map(repr, bad))}; classes: {', '.join(classes)}")
+        raise SanitizerError(f"{where}: relabel to unknown class(es) {', '.join(map(repr, bad))}; classes: {', '.join(classes)}")
+    same = [r.sample_id for r in reviews if r.decision == "relabel" and classes.index(r.label) == labels[index[r.sample_id]]]
+    if same:
+        raise SanitizerError(f"{where}: {', '.join(map(repr, same[:5]))} would be relabelled as the class it already has; review it as keep instead")
 
 
-def load(path: str | Path, sample_ids, classes: list[str]) -> list[Review]:
+def load(path: str | Path, sample_ids, labels, classes: list[str]) -> list[Review]:
+    path = Path(path)
+    if not path.exists():
+        # DVC insists on the file; a stage run by hand just says it found none.
+        from .progress import log
+
+        log(f"no reviews file at {path}: the method's decisions stand")
     reviews = read(path)
-    check(reviews, sample_ids, classes, str(path))
+    check(reviews, sample_ids, labels, classes, str(path))
     return reviews
 
 
 @dataclass(frozen=True)
 class Overrides:
-    """Per train sample: whether a person reviewed it, the label they gave (-1: drop), why."""
+    """Per train sample: whether a person reviewed it, their decision, the label to train it
+    with (the given one unless relabelled), and why."""
 
     reviewed: np.ndarray
+    decision: np.ndarray
     label: np.ndarray
     reason: np.ndarray
 
@@ -103,13 +118,15 @@ class Overrides:
 def overrides(reviews: list[Review], sample_ids, labels: np.ndarray, classes: list[str]) -> Overrides:
     index = {s: i for i, s in enumerate(np.asarray(sample_ids).tolist())}
     reviewed = np.zeros(len(labels), dtype=bool)
+    decision = np.full(len(labels), "", dtype=object)
     label = np.asarray(labels).copy()
     reason = np.full(len(labels), "", dtype=object)
     for r in reviews:
         i = index[r.sample_id]
-        reviewed[i], reason[i] = True, r.reason()
-        label[i] = -1 if r.decision == "drop" else classes.index(r.label) if r.decision == "relabel" else labels[i]
-    return Overrides(reviewed, label, reason)
+        reviewed[i], decision[i], reason[i] = True, r.decision, r.reason()
+        if r.decision == "relabel":
+            label[i] = classes.index(r.label)
+    return Overrides(reviewed, decision, label, reason)
 
 
 def write(path: str | Path, reviews: list[Review]) -> None:
@@ -124,9 +141,13 @@ def write(path: str | Path, reviews: list[Review]) -> None:
 
 
 def merge(old: list[Review], new: list[Review]) -> list[Review]:
-    """The new reviews replace the old ones of the same samples."""
+    """The new reviews replace the old ones of the same samples. One that says again what the
+    old one said keeps the old row (its time too), so the file, and DVC, see no change."""
     by_id = {r.sample_id: r for r in old}
-    by_id.update({r.sample_id: r for r in new})
+    for r in new:
+        before = by_id.get(r.sample_id)
+        if before is None or (before.decision, before.label, before.note) != (r.decision, r.label, r.note):
+            by_id[r.sample_id] = r
     return list(by_id.values())
 
 
@@ -134,26 +155,31 @@ def now() -> str:
     return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
 
 
-def train_samples(data: str | Path) -> tuple[np.ndarray, list[str]]:
-    """The sample ids and class names reviews are checked against: the store's train split."""
+def train_samples(data: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The sample ids, given labels and class names reviews are checked against: the store's
+    train split."""
     from .layout import Paths
     from .store import SampleStore
 
     store = SampleStore(Paths(data).store)
-    return store.rows("train")["sample_id"].to_numpy(), store.classes
+    train = store.rows("train")
+    return train["sample_id"].to_numpy(), train["label"].to_numpy(), store.classes
 
 
-def record(data: str | Path, new: list[Review], clear: list[str] = ()) -> tuple[Path, int]:
+def record(data: str | Path, new: list[Review], clear: list[str] = (), where: str = "the review") -> tuple[Path, int, int]:
     """Add (or replace) reviews in the project's reviews file, or clear some; checked against
-    the data first, so a wrong id or class changes nothing. The file and its size after."""
+    the data first, so a wrong id or class changes nothing. The file, how many reviews it
+    holds after, and how many were cleared."""
     from .layout import Paths
 
     path = Paths(data).reviews
-    ids, classes = train_samples(data)
-    check(new, ids, classes, "the review")
+    ids, labels, classes = train_samples(data)
+    check(new, ids, labels, classes, where)
     unknown = sorted(set(clear) - set(ids.tolist()))
     if unknown:
         raise SanitizerError(f"unknown sample id(s) {', '.join(map(repr, unknown[:5]))}: not in the training set")
-    kept = [r for r in merge(read(path), new) if r.sample_id not in set(clear)]
+    clear = set(clear)
+    merged = merge(read(path), new)
+    kept = [r for r in merged if r.sample_id not in clear]
     write(path, kept)
-    return path, len(kept)
+    return path, len(kept), len(merged) - len(kept)

@@ -7,7 +7,6 @@ the whole pipeline."""
 from __future__ import annotations
 
 import dataclasses
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -59,42 +58,44 @@ def init(folder: str | Path, source: str, data_path: str | Path, force: bool = F
     if source not in SOURCES:
         raise SanitizerError(f"unknown source {source!r}; sources: {', '.join(SOURCES)}")
     images = Path(data_path)
-    images = images if images.is_absolute() else (Path.cwd() / images)
     if not images.exists():
         raise SanitizerError(f"{data_path} does not exist: give your {SOURCES[source]}")
     folder.mkdir(parents=True, exist_ok=True)
-    written = ["dvc.yaml", "params.yaml", "reviews.csv"]
+    images = images.resolve()
+    if images == folder or (images.is_dir() and (folder / "data").resolve().is_relative_to(images)):
+        raise SanitizerError(f"{data_path} holds the project itself (its data/ folder would be among the images): put the images in a folder of their own")
+    written = ["dvc.yaml", "params.yaml"]
     clash = [n for n in written if (folder / n).exists()]
     if clash and not force:
         raise SanitizerError(f"{folder} already has {', '.join(clash)}: pass --force to replace them")
-    try:
-        # Inside the project, the images are a DVC dependency of ingest (a changed image re-runs
-        # it), and the path is written relative, so a clone elsewhere works.
-        rel = os.path.relpath(images.resolve(), folder)
-        inside = not rel.startswith("..")
-    except ValueError:  # another drive
-        inside = False
-    path = rel if inside else str(images.resolve())
+    # Inside the project, the images are a DVC dependency of ingest (a changed image re-runs
+    # it), written as a relative path so a clone elsewhere works.
+    inside = images.is_relative_to(folder)
+    path = images.relative_to(folder).as_posix() if inside else str(images)
     done = []
-    if subprocess.run(["git", "rev-parse", "--git-dir"], cwd=folder, capture_output=True).returncode != 0:
+    if _git(["rev-parse", "--git-dir"], folder).returncode != 0:
         _run(["git", "init", "-q"], folder)
         done.append("git init")
     if not (folder / ".dvc").exists():
         # The DVC of this interpreter: the one installed with sanitizer, whatever PATH holds.
-        _run([sys.executable, "-m", "dvc", "init", "-q", *(["--subdir"] if _git_root(folder) != folder else [])], folder)
+        subdir = ["--subdir"] if Path(_git(["rev-parse", "--show-toplevel"], folder).stdout.strip()).resolve() != folder else []
+        _run([sys.executable, "-m", "dvc", "init", "-q", *subdir], folder)
         done.append("dvc init")
-    params = yaml.safe_dump(default_params(source, path), sort_keys=False)
     files = {
         "dvc.yaml": render(installed=True, header=DVC_HEADER, extra_deps={"ingest": [path]} if inside else None),
-        "params.yaml": PARAMS_HEADER + params,
-        "reviews.csv": REVIEWS_HEADER,
+        "params.yaml": PARAMS_HEADER + yaml.safe_dump(default_params(source, path), sort_keys=False),
     }
+    # A team's reviews are never overwritten, --force or not.
+    if not (folder / "reviews.csv").exists():
+        files["reviews.csv"] = REVIEWS_HEADER
     for name, text in files.items():
         with atomic_path(folder / name) as tmp:
-            tmp.write_text(text)
-    return done + written
+            tmp.write_text(text, encoding="utf-8")
+    return done + list(files)
 
 
-def _git_root(folder: Path) -> Path:
-    out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=folder, capture_output=True, text=True)
-    return Path(out.stdout.strip()).resolve()
+def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    except FileNotFoundError:
+        raise SanitizerError("`git` is not installed; sanitize init needs it (DVC tracks the pipeline in git)") from None

@@ -22,8 +22,9 @@ def run(cfg, paths) -> None:
     suspected = read_aligned(paths.suspicion, ["suspected"], data.split.sample_ids)["suspected"].to_numpy()
     model = data.load(paths.clean)
     ids, labels, classes = data.split.sample_ids, data.split.labels, data.store.classes
-    said = reviews.overrides(reviews.load(paths.reviews, ids, classes), ids, labels, classes)
-    dec = overrule(decide(predict(model, data.x), labels, suspected, rel.min_confidence, rel.rescue_confidence), labels, said)
+    said = reviews.overrides(reviews.load(paths.reviews, ids, labels, classes), ids, labels, classes)
+    method = decide(predict(model, data.x), labels, suspected, rel.min_confidence, rel.rescue_confidence)
+    dec = overrule(method, said)
     df = pl.DataFrame(
         {
             "sample_id": ids,
@@ -33,6 +34,8 @@ def run(cfg, paths) -> None:
             "confidence": dec.confidence,
             "reason": dec.reason,
             "source": dec.source,
+            # What the method alone decided: a benchmark measures it, whatever people overruled.
+            "method_decision": method.decision,
         }
     )
     write_manifest(df, paths.decisions, "relabel", {"classes": classes})

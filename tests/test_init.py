@@ -80,7 +80,7 @@ def test_init_then_dvc_repro_runs_the_pipeline_from_the_installed_package(venv, 
     assert "of 300" in page.stdout and (project / "review.html").stat().st_size > 1000
     # A second init refuses to overwrite; the team's edits are safe.
     again = in_venv(venv, ["sanitize", "init", "--imagefolder", "images"], project, check=False)
-    assert again.returncode == 1 and "already has dvc.yaml, params.yaml, reviews.csv" in again.stderr
+    assert again.returncode == 1 and "already has dvc.yaml, params.yaml: pass --force" in again.stderr
 
 
 def test_init_names_what_is_wrong(venv, tmp_path):

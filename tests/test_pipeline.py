@@ -75,6 +75,7 @@ def test_reviews_from_the_cli_and_the_page_rerun_only_the_stages_after_them_and_
     method's decisions back from DVC's run cache."""
     proj, _ = project
     before = (proj / "data/relabel/decisions.parquet").read_bytes()
+    detection = json.loads((proj / "data/evaluate/metrics.json").read_text())["detection"]
     decisions = pl.read_parquet(proj / "data/relabel/decisions.parquet")
     assert set(decisions["source"]) == {"method"}
     kept = decisions.filter(pl.col("decision") == "keep")["sample_id"][0]
@@ -104,7 +105,10 @@ def test_reviews_from_the_cli_and_the_page_rerun_only_the_stages_after_them_and_
         kept: ("drop", "reviewed by ana: odd patch"),
         target: ("keep", "reviewed: a clean one"),
     }
-    assert json.loads((proj / "data/evaluate/metrics.json").read_text())["decisions"]["reviewed"] == 2
+    metrics = json.loads((proj / "data/evaluate/metrics.json").read_text())
+    assert metrics["decisions"]["reviewed"] == 2
+    # Detection quality stays the method's own, whatever a person overruled.
+    assert {k: metrics["detection"][k] for k in ("flagged", "precision", "recall")} == {k: detection[k] for k in ("flagged", "precision", "recall")}
     run(["sanitize", "review", kept, target, "--clear"], proj)
     assert ran_stages(run(["dvc", "repro"], proj).stdout) == []
     assert (proj / "data/relabel/decisions.parquet").read_bytes() == before

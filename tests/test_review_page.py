@@ -57,7 +57,7 @@ def review_data(tmp_path):
     out = tmp_path / "review.html"
     result = CliRunner().invoke(main, ["inspect", "--data", str(data), "--html", str(out)])
     assert result.exit_code == 0, result.output
-    assert "3 flagged and 3 near-threshold samples of 6" in result.output
+    assert "3 flagged or reviewed and 3 near-threshold samples of 6" in result.output
     return data, out
 
 
@@ -65,6 +65,7 @@ def test_json_in_the_page_cannot_close_its_script_element():
     text = script_json({"x": "</script><!--<script>&"})
     assert "<" not in text and ">" not in text and "&" not in text
     assert json.loads(text) == {"x": "</script><!--<script>&"}
+    assert script_json({"anomaly": float("nan"), "shares": [float("inf"), 0.5]}) == '{"anomaly": null, "shares": [null, 0.5]}'
 
 
 def test_the_band_is_the_kept_samples_nearest_the_threshold_per_class():
@@ -96,7 +97,10 @@ def test_filter_mark_and_download_then_apply(review_data, page, tmp_path):
     assert page.locator(".card .id").all_inner_texts() == ["f"]
     page.fill("#who", "ana")
     page.locator(".card", has_text="f").click()
+    page.select_option("#d-label", label="dog")  # its given label: nothing to relabel
+    assert page.locator("button[data-decision=relabel]").is_disabled()
     page.select_option("#d-label", label="cat")
+    assert page.locator("button[data-decision=relabel]").is_enabled()
     page.fill("#d-note", 'looks like a "cat", really')
     page.click("button[data-decision=relabel]")
     assert page.locator("#pending").inner_text() == "1 choice"

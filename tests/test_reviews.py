@@ -28,12 +28,28 @@ def test_a_malformed_reviews_file_is_a_clear_error(text, error):
         reviews.parse(text, "reviews.csv")
 
 
-def test_unknown_samples_and_classes_are_named():
-    ids = np.array(["a", "b"])
+def test_unknown_samples_classes_and_relabels_that_change_nothing_are_named():
+    ids, labels = np.array(["a", "b"]), np.array([0, 1])
     with pytest.raises(SanitizerError, match=r"unknown sample id\(s\) 'zz'"):
-        reviews.check([reviews.Review("zz", "drop")], ids, CLASSES, "reviews.csv")
+        reviews.check([reviews.Review("zz", "drop")], ids, labels, CLASSES, "reviews.csv")
     with pytest.raises(SanitizerError, match=r"unknown class\(es\) 'dog'; classes: T-shirt/top, cat, .hidden"):
-        reviews.check([reviews.Review("a", "relabel", "dog")], ids, CLASSES, "reviews.csv")
+        reviews.check([reviews.Review("a", "relabel", "dog")], ids, labels, CLASSES, "reviews.csv")
+    with pytest.raises(SanitizerError, match=r"'b' would be relabelled as the class it already has; review it as keep"):
+        reviews.check([reviews.Review("b", "relabel", "cat")], ids, labels, CLASSES, "reviews.csv")
+
+
+def test_line_numbers_count_blank_lines_and_a_spaced_header_reads():
+    with pytest.raises(SanitizerError, match=r"line 4: decision 'burn'"):
+        reviews.parse("sample_id, decision\na,drop\n\nb,burn\n", "reviews.csv")
+    assert [r.sample_id for r in reviews.parse("sample_id , decision\r\n a ,keep\r\n", "x")] == [" a "]
+
+
+def test_saying_the_same_again_keeps_the_row_and_its_time():
+    old = [reviews.Review("a", "drop", "", "ana", "2026-01-01T00:00:00+00:00", "logo")]
+    again = [reviews.Review("a", "drop", "", "bo", "2026-12-01T00:00:00+00:00", "logo")]
+    assert reviews.merge(old, again) == old
+    other = [reviews.Review("a", "keep", "", "bo", "2026-12-01T00:00:00+00:00", "")]
+    assert reviews.merge(old, other) == other
 
 
 def test_a_review_overrules_the_method_and_is_marked_as_a_persons():
@@ -51,12 +67,18 @@ def test_a_review_overrules_the_method_and_is_marked_as_a_persons():
         labels,
         CLASSES,
     )
-    out = overrule(method, labels, said)
+    out = overrule(method, said)
     assert out.decision.tolist() == ["drop", "keep", "relabel", "keep"]
     assert out.new_label.tolist() == [0, 1, 2, 2]
     assert out.source.tolist() == ["review", "review", "review", "method"]
     assert out.reason.tolist() == ["reviewed by ana: watermark", "reviewed", "reviewed", "not suspected"]
     assert out.confidence.tolist() == method.confidence.tolist()
+
+
+def write_cp1252(folder):
+    path = folder / "excel.csv"
+    path.write_bytes("sample_id,decision,label,who,when,note\nx,drop,,Zoë,,café\n".encode("cp1252"))
+    return path
 
 
 def review(data, *args):
@@ -75,7 +97,10 @@ def test_the_review_command_records_replaces_and_clears_sorted_by_sample_id(run)
         (ids[1], "drop", "", "ana", "logo, corner"),
         (ids[3], "relabel", ".hidden", "ana", ""),
     ]
-    assert review(data, ids[1], "--clear").exit_code == 0
+    result = review(data, ids[1], ids[0], "--clear")
+    assert result.exit_code == 2  # --who means nothing to --clear
+    result = CliRunner().invoke(main, ["review", "--data", str(data), ids[1], ids[0], "--clear"])
+    assert result.exit_code == 0 and "cleared 1 review(s)" in result.output
     assert [r.sample_id for r in reviews.read(file)] == [ids[3]]
 
 
@@ -88,8 +113,11 @@ def test_the_review_command_rejects_unknown_ids_and_classes_and_changes_nothing(
     assert bad.exit_code == 1 and "unknown sample id(s) 'no-such-id'" in bad.output and "Traceback" not in bad.output
     bad = review(data, ids[0], "--relabel", "dog")
     assert bad.exit_code == 1 and "unknown class(es) 'dog'" in bad.output
+    bad = CliRunner().invoke(main, ["review", "--data", str(data), "--apply", str(write_cp1252(data.parent))])
+    assert bad.exit_code == 1 and "is not a UTF-8 text file" in bad.output
     assert review(data, ids[0]).exit_code == 2  # no decision
     assert review(data, ids[0], "--keep", "--relabel", "cat").exit_code == 2  # two decisions
+    assert review(data, ids[0], "--keep", "--drop").exit_code == 2
     assert file.read_bytes() == before
 
 
@@ -97,7 +125,7 @@ def test_apply_merges_an_exported_file_over_earlier_reviews(run, tmp_path):  # n
     data, ids = run
     assert review(data, ids[0], "--keep").exit_code == 0
     exported = tmp_path / "exported.csv"
-    exported.write_text(f"sample_id,decision,label,who,when,note\n{ids[0]},drop,,bo,2026-12-01T00:00:00+00:00,\n{ids[2]},relabel,cat,bo,,\n")
-    result = review(data, "--apply", str(exported))
+    exported.write_text(f"sample_id,decision,label,who,when,note\n{ids[0]},drop,,bo,2026-12-01T00:00:00+00:00,\n{ids[2]},relabel,.hidden,bo,,\n")
+    result = CliRunner().invoke(main, ["review", "--data", str(data), "--apply", str(exported)])
     assert result.exit_code == 0, result.output
     assert [(r.sample_id, r.decision, r.who) for r in reviews.read(data.parent / "reviews.csv")] == [(ids[0], "drop", "bo"), (ids[2], "relabel", "bo")]

@@ -3,7 +3,15 @@
 const D = JSON.parse(document.getElementById("data").textContent);
 const PAGE = 120; // cards per class before "show more"
 const STORE = "sanitizer-review:" + D.key; // choices survive a reload of this page
-const choices = new Map(JSON.parse(localStorage.getItem(STORE) || "[]"));
+// Storage can be blocked (file:// in some browsers, privacy settings) or hold junk: the page
+// then keeps choices in memory only, and says so.
+function stored(key, fallback) {
+  try { return JSON.parse(localStorage.getItem(key)) ?? fallback; } catch (e) { return fallback; }
+}
+function store(key, value) {
+  try { localStorage.setItem(key, JSON.stringify(value)); return true; } catch (e) { return false; }
+}
+const choices = new Map(stored(STORE, []));
 const shownPerClass = new Map();
 let current = null;
 
@@ -21,12 +29,7 @@ function option(select, value, text) {
 function fmt(x) { return x === null || x === undefined ? "" : Number(x).toFixed(2); }
 
 function header() {
-  const facts = Object.keys(D.summary).sort().map(k => {
-    const v = D.summary[k];
-    return k + " " + (Array.isArray(v) ? (v.join(", ") || "none") : typeof v === "number" ? fmt(v) : v);
-  });
-  document.getElementById("method").textContent = "Method " + D.method + (facts.length ? ": " + facts.join("; ") : "") +
-    ". " + D.samples.length + " of " + D.total + " samples shown: every flagged or reviewed one, and per class the " + D.band + " kept ones nearest the threshold.";
+  document.getElementById("method").textContent = D.method + ". " + D.samples.length + " of " + D.total + " samples shown: every flagged or reviewed one, and per class the " + D.band + " kept ones nearest the threshold.";
   const cls = document.getElementById("f-class");
   option(cls, "", "all classes");
   D.classes.forEach((c, i) => option(cls, String(i), c));
@@ -46,8 +49,8 @@ function header() {
     body.append(tr);
   }
   const who = document.getElementById("who");
-  who.value = localStorage.getItem("sanitizer-reviewer") || "";
-  who.addEventListener("change", () => localStorage.setItem("sanitizer-reviewer", who.value));
+  who.value = stored("sanitizer-reviewer", "");
+  who.addEventListener("change", () => store("sanitizer-reviewer", who.value));
 }
 
 function visible(s) {
@@ -74,7 +77,7 @@ function card(s) {
   c.append(el("div", what, "line"));
   c.append(el("div", D.signals[rank()] + " " + fmt(s.signals[rank()]), "line"));
   c.append(el("div", s.id, "line id"));
-  c.addEventListener("click", () => open(s));
+  c.addEventListener("click", () => openDetail(s));
   return c;
 }
 
@@ -107,7 +110,7 @@ function render() {
   document.getElementById("export").disabled = choices.size === 0;
 }
 
-function open(s) {
+function openDetail(s) {
   current = s;
   document.getElementById("d-image").src = s.thumb;
   const t = document.getElementById("d-fields");
@@ -124,21 +127,33 @@ function open(s) {
     tr.append(el("th", k), el("td", v));
     t.append(tr);
   }
-  document.getElementById("d-label").value = String(mine && mine.decision === "relabel" ? mine.label : s.new_label);
+  // Relabelling needs another class than the given one: start on the clean model's pick
+  // when it differs, else on the next class.
+  const start = mine && mine.decision === "relabel" ? mine.label : s.new_label !== s.label ? s.new_label : (s.label + 1) % D.classes.length;
+  document.getElementById("d-label").value = String(start);
+  relabelButton();
   document.getElementById("d-note").value = mine ? mine.note : "";
   document.getElementById("detail").hidden = false;
 }
 
-function close() { document.getElementById("detail").hidden = true; current = null; }
+function relabelButton() {
+  const same = current && Number(document.getElementById("d-label").value) === current.label;
+  const button = document.querySelector("button[data-decision=relabel]");
+  button.disabled = same;
+  button.title = same ? "that is its given label: choose another class, or Keep" : "";
+}
+
+function closeDetail() { document.getElementById("detail").hidden = true; current = null; }
 
 function choose(decision) {
   const label = decision === "relabel" ? Number(document.getElementById("d-label").value) : null;
-  choices.set(current.id, { decision, label, note: document.getElementById("d-note").value, when: new Date().toISOString() });
+  const who = document.getElementById("who").value;
+  choices.set(current.id, { decision, label, who, note: document.getElementById("d-note").value, when: new Date().toISOString() });
   save();
 }
 function save() {
-  localStorage.setItem(STORE, JSON.stringify([...choices]));
-  close();
+  if (!store(STORE, [...choices])) document.getElementById("pending").title = "this browser keeps no storage for the page: download before closing it";
+  closeDetail();
   render();
 }
 
@@ -148,10 +163,9 @@ function csvField(v) {
 }
 
 function download() {
-  const who = document.getElementById("who").value;
   const lines = [D.columns.join(",")];
   for (const [id, c] of [...choices].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
-    const row = { sample_id: id, decision: c.decision, label: c.decision === "relabel" ? D.classes[c.label] : "", who, when: c.when, note: c.note };
+    const row = { sample_id: id, decision: c.decision, label: c.decision === "relabel" ? D.classes[c.label] : "", who: c.who, when: c.when, note: c.note };
     lines.push(D.columns.map(k => csvField(row[k])).join(","));
   }
   const a = el("a");
@@ -160,14 +174,16 @@ function download() {
   document.body.append(a);
   a.click();
   a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
 }
 
 header();
 for (const id of ["f-class", "f-decision", "f-signal", "f-poison"]) document.getElementById(id).addEventListener("change", render);
 document.querySelectorAll("[data-decision]").forEach(b => b.addEventListener("click", () => choose(b.dataset.decision)));
 document.getElementById("d-undo").addEventListener("click", () => { choices.delete(current.id); save(); });
-document.getElementById("close").addEventListener("click", close);
-document.getElementById("detail").addEventListener("click", e => { if (e.target.id === "detail") close(); });
-document.addEventListener("keydown", e => { if (e.key === "Escape") close(); });
+document.getElementById("d-label").addEventListener("change", relabelButton);
+document.getElementById("close").addEventListener("click", closeDetail);
+document.getElementById("detail").addEventListener("click", e => { if (e.target.id === "detail") closeDetail(); });
+document.addEventListener("keydown", e => { if (e.key === "Escape") closeDetail(); });
 document.getElementById("export").addEventListener("click", download);
 render();
