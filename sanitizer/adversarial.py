@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import ScoreConfig
-from .progress import progress_bar
+from .progress import log, progress_bar
 from .training import to_float
 
 
@@ -52,21 +52,31 @@ def patch_pgd(model, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, eps: 
 
 
 def robustness_scores(model, images: torch.Tensor, labels: torch.Tensor, cfg: ScoreConfig, desc: str = "scoring") -> Scores:
+    """R and the loss at the given label for every sample. Under torchrun each rank computes its
+    share of the batches and every rank gets all of them back."""
+    from . import distributed
+
     device = next(model.parameters()).device
     model.eval()
     model.requires_grad_(False)
     masks = patch_masks(len(images), *images.shape[-2:], cfg, torch.Generator().manual_seed(cfg.seed))
-    r_out, loss_out = [], []
-    with progress_bar(desc, len(images)) as advance:
-        for start in range(0, len(images), cfg.batch_size):
-            sl = slice(start, start + cfg.batch_size)
+    starts = range(0, len(images), cfg.batch_size)
+    mine = distributed.shard(len(starts))
+    done = {}
+    with progress_bar(desc, sum(min(cfg.batch_size, len(images) - starts[b]) for b in mine)) as advance:
+        for b in mine:
+            sl = slice(starts[b], starts[b] + cfg.batch_size)
             x, y, m = to_float(images[sl], device), labels[sl].to(device), masks[sl].to(device)
             x_adv, clean = patch_pgd(model, x, y, m, cfg.eps, cfg.steps)
             with torch.no_grad():
                 adv = model(x_adv).float()
             log_p, log_q = F.log_softmax(clean, 1), F.log_softmax(adv, 1)
-            r_out.append((log_p.exp() * (log_p - log_q)).sum(1).cpu())
-            loss_out.append(F.cross_entropy(clean, y, reduction="none").cpu())
+            done[b] = ((log_p.exp() * (log_p - log_q)).sum(1).cpu(), F.cross_entropy(clean, y, reduction="none").cpu())
             advance(len(x))
     model.requires_grad_(True)
+    rank, size = distributed.world()
+    if size > 1:
+        log(f"{desc}, rank {rank} of {size}: {sum(len(r) for r, _ in done.values())} of {len(images)} samples")
+    done = distributed.gather(done)
+    r_out, loss_out = zip(*(done[b] for b in range(len(starts))))
     return Scores(torch.cat(r_out).double().numpy(), torch.cat(loss_out).double().numpy())

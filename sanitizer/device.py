@@ -8,7 +8,10 @@ import torch
 
 
 def default_device() -> torch.device:
+    """Under torchrun, a rank's own GPU, or its share of the cores."""
+    local = int(os.environ.get("LOCAL_RANK", 0))
     if torch.cuda.is_available():
-        return torch.device("cuda")
-    torch.set_num_threads(os.cpu_count() or 1)
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local)
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
     return torch.device("cpu")

@@ -50,6 +50,8 @@ class Stage:
     only_for: str | None = None
     # Runs the method params.yaml picks: it also gets that method's own params section.
     runs_method: bool = False
+    # Runs under torchrun (sanitizer/distributed.py): its ranks share the work, rank 0 writes.
+    ranks: bool = False
 
     def timing(self) -> str:
         return f"{self.name}/timing.json"
@@ -61,7 +63,7 @@ STAGES = (
     # Benchmark upper bound: reads the ground truth, so it is no defense stage.
     Stage("train_oracle", ("model", "train"), ("store", "truth"), ("oracle",)),
     # AdvrBD's own stages, cached one by one: changing the partition rate re-runs only what follows.
-    Stage("score", ("method", "model", "score", "purify"), ("store", "suspect"), ("scores",), only_for="advrbd"),
+    Stage("score", ("method", "model", "score", "purify"), ("store", "suspect"), ("scores",), only_for="advrbd", ranks=True),
     Stage("partition", ("method", "partition"), ("store", "scores"), ("partition",), only_for="advrbd"),
     Stage("enhance", ("method", "model", "train", "enhance"), ("store", "suspect", "partition"), ("rounds", "enhanced", "snapshots"), only_for="advrbd"),
     Stage("identify", ("method", "identify"), ("rounds",), ("identify",), only_for="advrbd"),

@@ -12,7 +12,7 @@ from pathlib import Path
 from .config import config, load_params
 from .errors import SanitizerError
 from .io import PLACEHOLDER, atomic_outputs, atomic_path, read_json, write_json
-from .layout import ARTEFACTS, Paths, Stage, stage, writer
+from .layout import ARTEFACTS, STAGES, Paths, Stage, stage, writer
 
 
 class StageParams(dict):
@@ -36,7 +36,12 @@ class StageParams(dict):
 
 
 def run_stage(name: str, params_path: str | Path = "params.yaml", root: str | Path = "data") -> None:
+    from . import distributed
+
     st = stage(name)
+    rank, size = distributed.world()
+    if size > 1 and not st.ranks:
+        raise SanitizerError(f"stage {name} does not run under torchrun yet (only {', '.join(s.name for s in STAGES if s.ranks)} does): run it as one process")
     params = load_params(params_path)  # every section, so a typo anywhere fails at the first stage
     paths = Paths(root)
     made = [a for a in st.reads if a in ARTEFACTS]
@@ -46,6 +51,11 @@ def run_stage(name: str, params_path: str | Path = "params.yaml", root: str | Pa
         body = _placeholders(st, chosen)
     else:
         body = importlib.import_module(f"stages.{name}").run
+    if rank > 0:  # a helper rank: it computes its share; rank 0 owns and writes the outputs
+        distributed.setup()
+        body(StageParams(st, params), paths)
+        return
+    distributed.setup()
     start = time.perf_counter()
     with atomic_outputs(*paths.outputs(st)):
         body(StageParams(st, params), paths)
