@@ -75,6 +75,7 @@ function card(s) {
   const what = mine ? "you: " + mine.decision + (mine.decision === "relabel" ? " → " + D.classes[mine.label] : "")
     : s.decision + (s.decision === "relabel" ? " → " + D.classes[s.new_label] : "");
   c.append(el("div", what, "line"));
+  c.append(el("div", "confidence " + fmt(s.confidence), "line"));
   c.append(el("div", D.signals[rank()] + " " + fmt(s.signals[rank()]), "line"));
   c.append(el("div", s.id, "line id"));
   c.addEventListener("click", () => openDetail(s));
