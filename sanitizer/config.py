@@ -267,6 +267,21 @@ class LossConfig:
     isolation: Annotated[float, Range(0.0, 1.0, open_lo=True)] = 0.01
 
 
+@section("spectral")
+class SpectralConfig:
+    # Spectral signatures remove 1.5 x this share of every class: an upper bound on the poison
+    # rate, which the paper assumes known.
+    eps_bound: Annotated[float, Range(0.0, 0.66, open_lo=True)] = 0.1
+
+
+@section("clustering")
+class ClusteringConfig:
+    # Activation clustering: principal components kept per class, and the largest share of a
+    # class its smaller cluster may hold to be flagged as poison (the paper's 0.35).
+    dims: Annotated[int, Range(1, 1024)] = 10
+    max_share: Annotated[float, Range(0.0, 0.5, open_lo=True)] = 0.35
+
+
 @section("pbe")
 class PBEConfig:
     # Untargeted L-inf PGD at each sample's given label (PBE: 7 steps of eps/5, eps 6/255).

@@ -1,0 +1,66 @@
+"""The baseline methods of the grid (spectral signatures, activation clustering): their rules on
+planted feature clusters, and each through the detect stage on a real suspect model."""
+
+import numpy as np
+import polars as pl
+import pytest
+import torch
+from conftest import needs_fashion_mnist, write_params
+
+from sanitizer.layout import Paths
+from sanitizer.methods.clustering import cluster_scores
+from sanitizer.methods.spectral import class_scores, top_per_class
+from sanitizer.pipeline import run_stage
+
+
+def planted(n_clean=90, n_poison=10, dims=16, shift=6.0, seed=0):
+    """Class 0: clean samples plus poisons shifted along one direction; class 1: clean only."""
+    g = torch.Generator().manual_seed(seed)
+    direction = torch.randn(dims, generator=g)
+    direction /= direction.norm()
+    clean0 = torch.randn(n_clean, dims, generator=g)
+    poison = torch.randn(n_poison, dims, generator=g) + shift * direction
+    clean1 = torch.randn(n_clean + n_poison, dims, generator=g) + 3.0
+    features = torch.cat([clean0, poison, clean1])
+    labels = np.array([0] * (n_clean + n_poison) + [1] * (n_clean + n_poison))
+    is_poison = np.array([False] * n_clean + [True] * n_poison + [False] * (n_clean + n_poison))
+    return features, labels, is_poison
+
+
+def test_spectral_scores_put_the_planted_poisons_on_top_of_their_class():
+    features, labels, is_poison = planted()
+    scores = class_scores(features, labels)
+    for k in (0, 1):
+        assert scores[labels == k].mean() == pytest.approx(1.0)
+    flagged = top_per_class(scores, labels, 0.1)
+    assert flagged[labels == 0].sum() == 10 and flagged[labels == 1].sum() == 10
+    assert (flagged & is_poison).sum() == 10  # in class 0 the top tenth is exactly the poisons
+
+
+def test_clustering_splits_the_poisoned_class_and_leaves_a_clean_one_whole():
+    features, labels, is_poison = planted()
+    margin, small, share = cluster_scores(features, labels, dims=10)
+    flagged = small & (share <= 0.35)
+    assert np.array_equal(flagged, is_poison)
+    # The clean class splits near the middle, which the size rule does not call a backdoor.
+    assert share[labels == 1][0] > 0.35
+    assert margin[is_poison].min() > margin[(labels == 0) & ~is_poison].max()
+
+
+@needs_fashion_mnist
+@pytest.mark.parametrize("method, summary_key", [("spectral", "removed_per_class"), ("clustering", "split_classes")])
+def test_a_baseline_runs_as_the_detect_stage(tmp_path, method, summary_key):
+    params = tmp_path / "params.yaml"
+    write_params(params, {"data": {"limit": 400}, "train": {"epochs": 1}, "method": {"name": method}})
+    root = tmp_path / "data"
+    for name in ("ingest", "train_suspect", "score", "partition", "enhance", "identify", "detect"):
+        run_stage(name, params, root)
+    suspicion = pl.read_parquet(Paths(root).suspicion)
+    assert suspicion.columns == ["sample_id", "suspicion", "suspected"] and len(suspicion) == 400
+    assert np.isfinite(suspicion["suspicion"].to_numpy()).all()
+    from sanitizer.manifest import meta_value
+
+    assert meta_value(Paths(root).suspicion, "method") == method
+    assert summary_key in meta_value(Paths(root).suspicion, "summary")
+    if method == "spectral":
+        assert suspicion["suspected"].sum() == pytest.approx(0.15 * 400, abs=10)  # 15 % of every class, rounded per class
