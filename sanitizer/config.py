@@ -282,6 +282,14 @@ class ClusteringConfig:
     max_share: Annotated[float, Range(0.0, 0.5, open_lo=True)] = 0.35
 
 
+@section("confident")
+class ConfidentConfig:
+    # Confident learning: out-of-fold predictions from this many folds (each trains one model
+    # with the train section's recipe), and cleanlab's filter rule.
+    folds: Annotated[int, Range(2, 20)] = 4
+    filter_by: typing.Literal["prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given"] = "prune_by_noise_rate"
+
+
 @section("pbe")
 class PBEConfig:
     # Untargeted L-inf PGD at each sample's given label (PBE: 7 steps of eps/5, eps 6/255).

@@ -1,5 +1,5 @@
-"""The baseline methods of the grid (spectral signatures, activation clustering): their rules on
-planted feature clusters, and each through the detect stage on a real suspect model."""
+"""The baseline methods of the grid (spectral signatures, activation clustering, confident
+learning): their rules on planted data, and each through the detect stage on a real suspect."""
 
 import numpy as np
 import polars as pl
@@ -9,6 +9,7 @@ from conftest import needs_fashion_mnist, write_params
 
 from sanitizer.layout import Paths
 from sanitizer.methods.clustering import cluster_scores
+from sanitizer.methods.confident import fold_of
 from sanitizer.methods.spectral import class_scores, top_per_class
 from sanitizer.pipeline import run_stage
 
@@ -47,8 +48,14 @@ def test_clustering_splits_the_poisoned_class_and_leaves_a_clean_one_whole():
     assert margin[is_poison].min() > margin[(labels == 0) & ~is_poison].max()
 
 
+def test_folds_are_even_seeded_and_cover_every_sample():
+    fold = fold_of(103, 4, seed=0)
+    assert sorted(np.bincount(fold).tolist()) == [25, 26, 26, 26]
+    assert np.array_equal(fold, fold_of(103, 4, seed=0)) and not np.array_equal(fold, fold_of(103, 4, seed=1))
+
+
 @needs_fashion_mnist
-@pytest.mark.parametrize("method, summary_key", [("spectral", "removed_per_class"), ("clustering", "split_classes")])
+@pytest.mark.parametrize("method, summary_key", [("spectral", "removed_per_class"), ("clustering", "split_classes"), ("confident", "label_issues")])
 def test_a_baseline_runs_as_the_detect_stage(tmp_path, method, summary_key):
     params = tmp_path / "params.yaml"
     write_params(params, {"data": {"limit": 400}, "train": {"epochs": 1}, "method": {"name": method}})

@@ -115,7 +115,7 @@ def test_stage_params_in_dvc_yaml_are_the_declared_ones():
 
     load_all()
     own = sorted({METHODS.get(m).section for m in METHODS.names()} - {None})
-    assert own == ["clustering", "loss", "pbe", "pud", "spectral"]
+    assert own == ["clustering", "confident", "loss", "pbe", "pud", "spectral"]
     dvc = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     assert list(dvc) == list(STAGE_NAMES)
     for st in STAGES:

@@ -21,7 +21,7 @@ from sanitizer.pipeline import run_stage
 
 def test_each_method_module_registers_the_method_it_is_named_after():
     load_all()
-    assert module_names() == METHODS.names() == ["advrbd", "clustering", "loss", "pbe", "pud", "spectral"]
+    assert module_names() == METHODS.names() == ["advrbd", "clustering", "confident", "loss", "pbe", "pud", "spectral"]
     for name in METHODS.names():
         method = METHODS.get(name)
         assert method.name == name and method.suspicion and (method.section is None or method.section in SECTIONS)
