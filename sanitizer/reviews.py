@@ -92,18 +92,6 @@ def check(reviews: list[Review], sample_ids, labels, classes: list[str], where: 
         raise SanitizerError(f"{where}: {', '.join(map(repr, same[:5]))} would be relabelled as the class it already has; review it as keep instead")
 
 
-def load(path: str | Path, sample_ids, labels, classes: list[str]) -> list[Review]:
-    path = Path(path)
-    if not path.exists():
-        # DVC insists on the file; a stage run by hand just says it found none.
-        from .progress import log
-
-        log(f"no reviews file at {path}: the method's decisions stand")
-    reviews = read(path)
-    check(reviews, sample_ids, labels, classes, str(path))
-    return reviews
-
-
 @dataclass(frozen=True)
 class Overrides:
     """Per train sample: whether a person reviewed it, their decision, the label to train it
@@ -127,6 +115,19 @@ def overrides(reviews: list[Review], sample_ids, labels: np.ndarray, classes: li
         if r.decision == "relabel":
             label[i] = classes.index(r.label)
     return Overrides(reviewed, decision, label, reason)
+
+
+def load(path: str | Path, sample_ids, labels: np.ndarray, classes: list[str]) -> Overrides:
+    """What the stages read: the reviews file, checked against the train split, per sample."""
+    path = Path(path)
+    if not path.exists():
+        # DVC insists on the file; a stage run by hand just says it found none.
+        from .progress import log
+
+        log(f"no reviews file at {path}: the method's decisions stand")
+    reviews = read(path)
+    check(reviews, sample_ids, labels, classes, str(path))
+    return overrides(reviews, sample_ids, labels, classes)
 
 
 def write(path: str | Path, reviews: list[Review]) -> None:

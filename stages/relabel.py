@@ -22,7 +22,7 @@ def run(cfg, paths) -> None:
     suspected = read_aligned(paths.suspicion, ["suspected"], data.split.sample_ids)["suspected"].to_numpy()
     model = data.load(paths.clean)
     ids, labels, classes = data.split.sample_ids, data.split.labels, data.store.classes
-    said = reviews.overrides(reviews.load(paths.reviews, ids, labels, classes), ids, labels, classes)
+    said = reviews.load(paths.reviews, ids, labels, classes)
     method = decide(predict(model, data.x), labels, suspected, rel.min_confidence, rel.rescue_confidence)
     dec = overrule(method, said)
     df = pl.DataFrame(

@@ -17,7 +17,7 @@ def run(cfg, paths) -> None:
     data = TrainSet(paths.store, cfg["model"].arch)
     ids, classes = data.split.sample_ids, data.store.classes
     suspected = read_aligned(paths.suspicion, ["suspected"], ids)["suspected"].to_numpy()
-    said = reviews.overrides(reviews.load(paths.reviews, ids, data.split.labels, classes), ids, data.split.labels, classes)
+    said = reviews.load(paths.reviews, ids, data.split.labels, classes)
     keep = torch.from_numpy(np.flatnonzero(np.where(said.reviewed, said.decision != "drop", ~suspected)))
     labels = torch.from_numpy(said.label)[keep]
     model = fit(data.new_model(cfg["train"].seed), data.x[keep], labels, cfg["train"], balanced=True, desc="training on identified-clean samples")
