@@ -22,18 +22,26 @@ CLASSES = ["T-shirt/top", "cat", ".hidden"]
 DECISIONS = [("keep", 0), ("relabel", 2), ("drop", 1), ("keep", 1), ("relabel", 0), ("keep", 2)]
 
 
-@pytest.fixture
-def run(tmp_path):
-    """An ingested store of 6 train (+ 2 test) samples and decisions for it, as relabel writes."""
-    labels = [0, 1, 1, 1, 2, 2]
-    blobs = [image_bytes(30 * i + 10, (3, 6, 6)) for i in range(6)]
-    write_table(tmp_path / "train.parquet", labels, blobs=blobs, metadata={"classes": json.dumps(CLASSES)})
-    write_table(tmp_path / "test.parquet", [0, 1], blobs=blobs[:2], metadata={"classes": json.dumps(CLASSES)})
+def ingest_tables(tmp_path, classes, labels, blobs, test_blobs, train_extra=None, test_extra=None):
+    """train.parquet and test.parquet of encoded images, ingested as `data.source: parquet`
+    with no attack; the data root."""
+    meta = {"classes": json.dumps(classes)}
+    write_table(tmp_path / "train.parquet", labels, blobs=blobs, extra=train_extra, metadata=meta)
+    write_table(tmp_path / "test.parquet", list(range(len(test_blobs))), blobs=test_blobs, extra=test_extra, metadata=meta)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"data": {"source": "parquet", "path": str(tmp_path)}, "attack": {"name": "none"}}))
     data = tmp_path / "data"
     result = CliRunner().invoke(main, ["run", "ingest", "--params", str(params), "--data", str(data)])
     assert result.exit_code == 0, result.output
+    return data
+
+
+@pytest.fixture
+def run(tmp_path):
+    """An ingested store of 6 train (+ 2 test) samples and decisions for it, as relabel writes."""
+    labels = [0, 1, 1, 1, 2, 2]
+    blobs = [image_bytes(30 * i + 10, (3, 6, 6)) for i in range(6)]
+    data = ingest_tables(tmp_path, CLASSES, labels, blobs, blobs[:2])
     paths = Paths(data)
     ids = SampleStore(paths.store).rows("train")["sample_id"].to_list()
     write_manifest(

@@ -5,10 +5,10 @@ import json
 
 import polars as pl
 import pytest
-import yaml
 from click.testing import CliRunner
 from conftest import needs_browser
-from test_datasets import image_bytes, write_table
+from test_datasets import image_bytes
+from test_export import ingest_tables
 
 from sanitizer import reviews
 from sanitizer.cli import main
@@ -28,14 +28,8 @@ def review_data(tmp_path):
     """An ingested store of 6 train samples whose class names and ids are hostile HTML, with a
     method's suspicion and decisions for it."""
     labels = [0, 0, 1, 1, 2, 2]
-    meta = {"classes": json.dumps(CLASSES)}
-    write_table(tmp_path / "train.parquet", labels, blobs=[image_bytes(40 * i, (1, 8, 8)) for i in range(6)], extra={"sample_id": IDS}, metadata=meta)
-    write_table(tmp_path / "test.parquet", [0, 1], blobs=[image_bytes(9, (1, 8, 8))] * 2, extra={"sample_id": ["t0", "t1"]}, metadata=meta)
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"data": {"source": "parquet", "path": str(tmp_path)}, "attack": {"name": "none"}}))
-    data = tmp_path / "data"
-    result = CliRunner().invoke(main, ["run", "ingest", "--params", str(params), "--data", str(data)])
-    assert result.exit_code == 0, result.output
+    blobs = [image_bytes(40 * i, (1, 8, 8)) for i in range(6)]
+    data = ingest_tables(tmp_path, CLASSES, labels, blobs, [image_bytes(9, (1, 8, 8))] * 2, {"sample_id": IDS}, {"sample_id": ["t0", "t1"]})
     paths = Paths(data)
     ids = sorted(IDS)
     decisions = {
