@@ -250,7 +250,7 @@ def test_an_unknown_method_fails_before_any_work(tmp_path):
 
     params = tmp_path / "params.yaml"
     write_params(params, {"method": {"name": "pbee"}})
-    with pytest.raises(SanitizerError, match=r"\[method\]\.name must be one of \['advrbd', 'loss', 'pbe', 'pud'\], got 'pbee'"):
+    with pytest.raises(SanitizerError, match=r"\[method\].name must be one of \['advrbd', 'clustering', 'confident', 'loss', 'pbe', 'pud', 'spectral'\], got 'pbee'"):
         run_stage("ingest", params, tmp_path / "data")
     assert not (tmp_path / "data").exists()
 
