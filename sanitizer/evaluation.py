@@ -94,6 +94,7 @@ def evaluate(cfg, paths) -> None:
     metrics["decisions"]["reviewed"] = int((decisions["source"] == "review").sum())
     metrics["flagged_per_class"] = _flagged_per_class(decisions, store.classes)
     metrics["wall_seconds"] = _wall_seconds(paths.root)
+    metrics["peak_rss_mib"] = _stage_records(paths.root, "peak_rss_mib")
     # Every signal the method declares, beside the loss baseline on the same suspect model.
     signals = {name: suspicion[name].to_numpy() for name in signal_list}
     signals["loss_baseline"] = log_prob_at_label(suspect, *_train_tensors(store))
@@ -131,12 +132,18 @@ def _relabel_accuracy(decisions: pl.DataFrame, truth: pl.DataFrame) -> float | N
 
 
 def _wall_seconds(root: Path) -> dict:
+    out = _stage_records(root, "wall_seconds")
+    out["total"] = round(sum(out.values()), 2)
+    return out
+
+
+def _stage_records(root: Path, key: str) -> dict:
+    """One figure of every timed stage's record (timing.json), by stage."""
     out = {}
     for name in TIMED_STAGES:
         timing = root / name / "timing.json"
-        if timing.exists():
-            out[name] = read_json(timing)["wall_seconds"]
-    out["total"] = round(sum(out.values()), 2)
+        if timing.exists() and key in (record := read_json(timing)):
+            out[name] = record[key]
     return out
 
 

@@ -6,6 +6,7 @@ fails or is killed leaves none of them behind. `stages/<name>.py` holds the stag
 from __future__ import annotations
 
 import importlib
+import resource
 import time
 from pathlib import Path
 
@@ -63,8 +64,10 @@ def run_stage(name: str, params_path: str | Path = "params.yaml", root: str | Pa
             from .store import SampleStore
 
             store = SampleStore(paths.store).fingerprint
-        # The stage's record: its wall time, and which sample store its outputs come from.
-        write_json(paths.root / st.timing(), {"wall_seconds": round(time.perf_counter() - start, 2), "store": store})
+        # The stage's record: its wall time, its process's peak resident memory (memory-mapped
+        # store pages it touched included), and which sample store its outputs come from.
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+        write_json(paths.root / st.timing(), {"wall_seconds": round(time.perf_counter() - start, 2), "peak_rss_mib": round(peak, 1), "store": store})
 
 
 def _placeholders(st: Stage, chosen: str):

@@ -1,6 +1,8 @@
-"""The sample store that `ingest` writes once and every later stage reads: images as uint8
-arrays in a few `.npy` shards (never one file per sample: DVC hashes every file) and
-`samples.parquet` with one row per sample."""
+"""The sample store that `ingest` writes once and every later stage reads: `samples.parquet`
+with one row per sample, and the images as uint8 arrays, one `.npy` shard per split in
+sample_id order (never one file per sample: DVC hashes every file). Stages memory-map the
+shards, so a split's images are paged in from disk as batches touch them instead of being
+copied into RAM: past ingest, a dataset need not fit in memory."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from .errors import SanitizerError
 from .io import atomic_path
 from .manifest import meta_value, read_manifest, write_manifest
 
-SHARD_SIZE = 16384
+CHUNK = 4096  # images copied into a shard at a time
 SPLITS = ("train", "test")
 
 
@@ -68,24 +70,24 @@ def fingerprint(raw: RawDataset, order: np.ndarray) -> str:
         h.update("\n".join(part.tolist()).encode())
     h.update(raw.labels[order].astype(np.int64).tobytes())
     h.update(json.dumps(list(raw.classes)).encode())
-    h.update(np.ascontiguousarray(raw.images[order]).tobytes())
+    for start in range(0, len(order), CHUNK):
+        h.update(np.ascontiguousarray(raw.images[order[start : start + CHUNK]]).data)
     return h.hexdigest()
 
 
 def write_store(path: str | Path, raw: RawDataset, stage: str = "ingest") -> None:
-    """Write the store atomically, rows sorted by sample_id so shard contents are stable."""
-    order = np.argsort(raw.sample_ids, kind="stable")
+    """Write the store atomically, rows sorted by sample_id (as text, the order of every
+    manifest) so shard contents are stable and shard row i is the split's i-th manifest row."""
+    order = np.argsort(raw.sample_ids.astype(str), kind="stable")
     with atomic_path(path) as tmp:
         (tmp / "shards").mkdir(parents=True)
-        images = raw.images[order]
-        for k, start in enumerate(range(0, len(order), SHARD_SIZE)):
-            np.save(tmp / "shards" / f"shard-{k:05d}.npy", np.ascontiguousarray(images[start : start + SHARD_SIZE]))
+        for name in SPLITS:
+            write_shard(tmp / "shards" / f"{name}.npy", raw.images, order[raw.splits[order] == name])
         df = pl.DataFrame(
             {
                 "sample_id": raw.sample_ids[order].astype(str),
                 "split": raw.splits[order].astype(str),
                 "label": raw.labels[order].astype(np.int64),
-                "row": np.arange(len(order), dtype=np.int64),
             }
         )
         write_manifest(
@@ -96,6 +98,15 @@ def write_store(path: str | Path, raw: RawDataset, stage: str = "ingest") -> Non
         )
 
 
+def write_shard(path: Path, images: np.ndarray, rows: np.ndarray) -> None:
+    """images[rows] as one .npy file, copied a chunk at a time rather than gathered first."""
+    shard = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(rows), *images.shape[1:]))
+    for start in range(0, len(rows), CHUNK):
+        shard[start : start + CHUNK] = images[rows[start : start + CHUNK]]
+    shard.flush()
+    del shard
+
+
 class SampleStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -104,7 +115,7 @@ class SampleStore:
 
     @cached_property
     def samples(self) -> pl.DataFrame:
-        return read_manifest(self.path / "samples.parquet", ["sample_id", "split", "label", "row"])
+        return read_manifest(self.path / "samples.parquet", ["sample_id", "split", "label"])
 
     @cached_property
     def classes(self) -> list[str]:
@@ -118,16 +129,21 @@ class SampleStore:
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(meta_value(self.path / "samples.parquet", "image_shape"))
 
-    @cached_property
-    def _images(self) -> np.ndarray:
-        shards = sorted((self.path / "shards").glob("shard-*.npy"))
+    def images(self, name: str, rows: int) -> np.ndarray:
+        """One split's images, memory-mapped copy-on-write: writable for torch, and nothing a
+        stage does to them reaches the file."""
+        path = self.path / "shards" / f"{name}.npy"
         try:
-            images = np.concatenate([np.load(s) for s in shards]) if shards else None
+            images = np.load(path, mmap_mode="c")
+        except FileNotFoundError:
+            raise SanitizerError(f"the sample store {self.path} is incomplete (no {name} shard); re-run ingest") from None
         except (OSError, ValueError) as e:
-            raise SanitizerError(f"the sample store {self.path} has a damaged image shard ({e}); re-run ingest") from None
-        if images is None or len(images) != len(self.samples) or tuple(images.shape[1:]) != self.image_shape:
-            found = "no shards" if images is None else f"{len(images)} images of shape {tuple(images.shape[1:])}"
-            raise SanitizerError(f"the sample store {self.path} is incomplete ({found} for {len(self.samples)} samples); re-run ingest")
+            raise SanitizerError(f"the sample store {self.path} has a damaged image shard {path.name} ({e}); re-run ingest") from None
+        if images.dtype != np.uint8 or images.shape != (rows, *self.image_shape):
+            raise SanitizerError(
+                f"the sample store {self.path} is incomplete ({path.name} holds {images.dtype} images of shape {images.shape}, "
+                f"expected {rows} of {self.image_shape}); re-run ingest"
+            )
         return images
 
     def rows(self, name: str) -> pl.DataFrame:
@@ -139,14 +155,15 @@ class SampleStore:
         return Split(
             sample_ids=df["sample_id"].to_numpy(),
             labels=df["label"].to_numpy(),
-            images=self._images[df["row"].to_numpy()],
+            images=self.images(name, len(df)),
             classes=self.classes,
         )
 
 
 @dataclass(frozen=True)
 class Split:
-    """One split in memory, rows in sample_id order (the order every manifest uses)."""
+    """One split, rows in sample_id order (the order every manifest uses); `images` is
+    memory-mapped."""
 
     sample_ids: np.ndarray
     labels: np.ndarray

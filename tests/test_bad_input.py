@@ -214,7 +214,7 @@ def chain(*steps: Callable[[Path], None]) -> Callable[[Path], None]:
 
 
 def shard(data_store: Path) -> None:
-    truncate(next((data_store / "shards").glob("shard-*.npy")), 0.6)
+    truncate(data_store / "shards" / "train.npy", 0.6)
 
 
 # ---------------------------------------------------------------- the corpus

@@ -79,12 +79,11 @@ def test_every_section_is_validated_before_the_first_stage_works(tmp_path):
 KILL_AFTER_FIRST_SHARD = """
 import os, signal, sys
 import numpy as np
-save = np.save
-def save_then_die(path, *a, **k):
-    save(path, *a, **k)
-    if "shards" in str(path):
-        os.kill(os.getpid(), signal.SIGKILL)
-np.save = save_then_die
+open_memmap = np.lib.format.open_memmap
+def open_then_die(path, *a, **k):
+    open_memmap(path, *a, **k)  # the shard's file exists, its images not yet written
+    os.kill(os.getpid(), signal.SIGKILL)
+np.lib.format.open_memmap = open_then_die
 sys.argv = ["ingest"]
 import runpy
 runpy.run_module("stages.ingest", run_name="__main__")

@@ -54,6 +54,9 @@ def test_repro_runs_every_stage_and_writes_metrics(project):
     assert metrics["no_defense"]["asr"] > 0.5
     assert metrics["defended"]["asr"] < metrics["no_defense"]["asr"]
     assert set(metrics["wall_seconds"]) >= {"ingest", "score", "enhance", "total"}
+    # each stage ran as its own process (dvc repro), so each records its own peak memory
+    assert set(metrics["peak_rss_mib"]) == set(metrics["wall_seconds"]) - {"total"}
+    assert all(100 < mib < 8192 for mib in metrics["peak_rss_mib"].values())
     for plot in ("score_distribution.csv", "roc.csv"):
         assert (proj / "data/evaluate/plots" / plot).stat().st_size > 0
     for plot in ("score_distribution.png", "roc.png"):

@@ -103,18 +103,31 @@ def test_round_trip_integer_ids(tmp_path):
     _check_split(SampleStore(tmp_path / "store").split("train"), raw, "train")
 
 
-def test_multiple_shards(tmp_path, monkeypatch):
-    monkeypatch.setattr(store_mod, "SHARD_SIZE", 4)
+def test_shards_are_written_in_chunks_and_read_memory_mapped(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_mod, "CHUNK", 4)  # 11 images: chunks of 4, 4 and 3 in the train shard
     n = 11
     perm = np.random.default_rng(2).permutation(n)
-    raw = _raw(n=n, ids=[f"x{p:02d}" for p in perm])
+    raw = _raw(n=n, ids=[f"x{p:02d}" for p in perm], splits=["train"] * 8 + ["test"] * 3)
     write_store(tmp_path / "store", raw)
-    shards = sorted((tmp_path / "store" / "shards").glob("shard-*.npy"))
-    assert len(shards) == 3  # ceil(11 / 4)
-    assert sum(len(np.load(s)) for s in shards) == n
+    order = np.argsort(raw.sample_ids.astype(str), kind="stable")
+    for name in ("train", "test"):
+        shard = np.load(tmp_path / "store" / "shards" / f"{name}.npy")
+        assert np.array_equal(shard, raw.images[order[raw.splits[order] == name]])
     st = SampleStore(tmp_path / "store")
+    split = st.split("train")
+    assert isinstance(split.images, np.memmap)
+    split.images[0] = 0  # copy-on-write: a stage's edit never reaches the store
+    assert np.array_equal(SampleStore(tmp_path / "store").split("train").images, raw.images[order[raw.splits[order] == "train"]])
     for name in ("train", "test"):
         _check_split(st.split(name), raw, name)
+
+
+def test_fingerprint_does_not_depend_on_the_chunk_size(tmp_path, monkeypatch):
+    raw = _raw(n=11, ids=[f"x{p:02d}" for p in range(11)])
+    order = np.arange(11)
+    whole = store_mod.fingerprint(raw, order)
+    monkeypatch.setattr(store_mod, "CHUNK", 3)
+    assert store_mod.fingerprint(raw, order) == whole
 
 
 def test_missing_store_raises(tmp_path):
