@@ -187,22 +187,23 @@ def decode_image(blob: bytes, sample_id: str) -> np.ndarray:
 
 def decode_all(blobs: Iterable[bytes], ids: list[str]) -> np.ndarray:
     """Decode to one uint8 N x C x H x W array; greyscale stays one channel only if every image
-    is greyscale. `blobs` may be lazy (files read one at a time)."""
-    decoded = []
+    is greyscale. `blobs` may be lazy (files read one at a time). Each image goes straight into
+    the output array: a list of arrays stacked at the end would hold the dataset twice."""
+    out = None
     bar = progress_bar("decoding images", len(ids)) if len(ids) > PROGRESS_MIN else contextlib.nullcontext(lambda: None)
     with bar as advance:
-        for blob, sid in zip(blobs, ids):
+        for k, (blob, sid) in enumerate(zip(blobs, ids)):
             img = decode_image(blob, sid)
-            if decoded and img.shape[1:] != decoded[0].shape[1:]:
-                raise SanitizerError(
-                    f"image {sid} is {tuple(img.shape[1:])}, but {ids[0]} is {tuple(decoded[0].shape[1:])}: all images must share one size"
-                )
-            decoded.append(img)
+            if out is None:
+                out = np.empty((len(ids), *img.shape), dtype=np.uint8)
+            elif img.shape[1:] != out.shape[2:]:
+                raise SanitizerError(f"image {sid} is {tuple(img.shape[1:])}, but {ids[0]} is {tuple(out.shape[2:])}: all images must share one size")
+            if img.shape[0] > out.shape[1]:  # the first colour image after greyscale ones
+                colour = np.empty((len(ids), img.shape[0], *out.shape[2:]), dtype=np.uint8)
+                colour[:k] = out[:k]  # greyscale broadcasts to RGB
+                out = colour
+            out[k] = img
             advance()
-    channels = 1 if all(img.shape[0] == 1 for img in decoded) else 3
-    out = np.empty((len(decoded), channels, *decoded[0].shape[1:]), dtype=np.uint8)
-    for k, img in enumerate(decoded):
-        out[k] = img  # a greyscale image broadcasts to RGB when others are colour
     return out
 
 

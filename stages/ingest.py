@@ -17,19 +17,22 @@ def run(cfg, paths) -> None:
 
     raw = load_dataset(cfg["data"])
     require_trainable(raw)
+    if not (raw.images.flags.writeable and raw.labels.flags.writeable):  # a read-only buffer from the source
+        raw = RawDataset(raw.images.copy(), raw.labels.copy(), raw.splits, raw.sample_ids, raw.classes, raw.name)
     attack_cfg = cfg["attack"]
     attack = build_attack(attack_cfg, raw.images.shape[1:], len(raw.classes))
     train, test = raw.split("train"), raw.split("test")
-    poisoned = attack.poison(raw.images[train], raw.labels[train])
-    images, labels = raw.images.copy(), raw.labels.copy()
-    images[train], labels[train] = poisoned.images, poisoned.labels
-    write_store(paths.store, RawDataset(images, labels, raw.splits, raw.sample_ids, raw.classes, raw.name))
+    clean_labels = raw.labels[train]
+    poisoned = attack.poison(raw.images[train], clean_labels)
+    # Into the loaded arrays in place: a copy of the whole dataset would double ingest's memory.
+    raw.images[train], raw.labels[train] = poisoned.images, poisoned.labels
+    write_store(paths.store, raw)
     truth = pl.DataFrame(
         {
             "sample_id": raw.sample_ids[train].astype(str),
             "is_poison": poisoned.is_poison,
             "is_cover": poisoned.is_cover,
-            "original_label": raw.labels[train].astype(np.int64),
+            "original_label": clean_labels.astype(np.int64),
             "attack": [attack_cfg.name] * len(train),
         }
     )
@@ -40,7 +43,7 @@ def run(cfg, paths) -> None:
     asr = asr[attack.asr_mask(raw.labels[asr])]
     with atomic_path(paths.asr) as tmp:
         tmp.mkdir()
-        np.save(tmp / "images.npy", np.ascontiguousarray(attack.trigger_test(raw.images[asr])))
+        np.save(tmp / "images.npy", np.ascontiguousarray(attack.trigger_test(raw.images[asr])))  # test rows: never poisoned
         np.save(tmp / "targets.npy", attack.target_labels(raw.labels[asr]).astype(np.int64))
 
 
