@@ -1,7 +1,7 @@
 """How the default pipeline's cost grows with the data: one fresh `dvc repro` (ingest ->
 evaluate, params.yaml as committed) per train-set size, each stage's wall time and peak memory
-(its process's peak resident set, memory-mapped store pages it touched included), and the
-growth against the smallest size. Cost should grow linearly with the samples.
+(its process's peak resident set, memory-mapped store pages it touched included). Cost
+should grow linearly with the samples.
 
     python benchmarks/scale.py                            # Fashion-MNIST at 10k, 30k and 60k
     python benchmarks/scale.py --sizes 10000 --cifar      # ... and CIFAR-10's 50k, the same config
@@ -28,7 +28,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=REPO / "benchmarks" / "runs")
     args = parser.parse_args()
     command = "python benchmarks/scale.py " + " ".join(["--sizes", *map(str, args.sizes)] + (["--cifar"] if args.cifar else []))
-    runs = [(f"fashion-mnist {n:,}", {"data": {"limit": 0 if n >= 60_000 else n}}) for n in args.sizes]
+    if any(not 0 < n <= 60_000 for n in args.sizes):
+        parser.error("--sizes: Fashion-MNIST has 60,000 train images; give sizes from 1 to 60000")
+    runs = [(f"fashion-mnist {n:,}", {"data": {"limit": 0 if n == 60_000 else n}}) for n in args.sizes]
     if args.cifar:
         runs.append(("cifar10 50,000", {"data": {"source": "cifar10", "path": CIFAR}}))
     rows = {}

@@ -204,6 +204,8 @@ def decode_all(blobs: Iterable[bytes], ids: list[str]) -> np.ndarray:
                 out = colour
             out[k] = img
             advance()
+    if out is None:
+        raise SanitizerError("no images to decode")
     return out
 
 

@@ -90,6 +90,9 @@ def write_store(path: str | Path, raw: RawDataset, stage: str = "ingest") -> Non
                 "label": raw.labels[order].astype(np.int64),
             }
         )
+        # Shard row i is the split's i-th manifest row only if numpy and polars sort ids alike.
+        if not df["sample_id"].is_sorted():
+            raise RuntimeError("sample ids sort differently in numpy and polars: the store's shards would not match samples.parquet")
         write_manifest(
             df,
             tmp / "samples.parquet",
@@ -99,12 +102,12 @@ def write_store(path: str | Path, raw: RawDataset, stage: str = "ingest") -> Non
 
 
 def write_shard(path: Path, images: np.ndarray, rows: np.ndarray) -> None:
-    """images[rows] as one .npy file, copied a chunk at a time rather than gathered first."""
-    shard = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(len(rows), *images.shape[1:]))
-    for start in range(0, len(rows), CHUNK):
-        shard[start : start + CHUNK] = images[rows[start : start + CHUNK]]
-    shard.flush()
-    del shard
+    """images[rows] as one .npy file (the bytes np.save writes), a chunk at a time rather than
+    gathered first. Plain writes, not a memory map: a full disk is then an OSError, not SIGBUS."""
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "|u1", "fortran_order": False, "shape": (len(rows), *images.shape[1:])})
+        for start in range(0, len(rows), CHUNK):
+            f.write(np.ascontiguousarray(images[rows[start : start + CHUNK]], dtype=np.uint8).data)
 
 
 class SampleStore:
@@ -137,8 +140,10 @@ class SampleStore:
             images = np.load(path, mmap_mode="c")
         except FileNotFoundError:
             raise SanitizerError(f"the sample store {self.path} is incomplete (no {name} shard); re-run ingest") from None
-        except (OSError, ValueError) as e:
-            raise SanitizerError(f"the sample store {self.path} has a damaged image shard {path.name} ({e}); re-run ingest") from None
+        except (OSError, ValueError, EOFError) as e:
+            raise SanitizerError(f"the sample store {self.path} has a damaged image shard {path.name} ({e or 'empty file'}); re-run ingest") from None
+        if not isinstance(images, np.ndarray):  # an .npz archive under the shard's name
+            raise SanitizerError(f"the sample store {self.path} has a damaged image shard {path.name} (not one array); re-run ingest")
         if images.dtype != np.uint8 or images.shape != (rows, *self.image_shape):
             raise SanitizerError(
                 f"the sample store {self.path} is incomplete ({path.name} holds {images.dtype} images of shape {images.shape}, "

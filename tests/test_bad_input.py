@@ -217,6 +217,10 @@ def shard(data_store: Path) -> None:
     truncate(data_store / "shards" / "train.npy", 0.6)
 
 
+def empty_shard(data_store: Path) -> None:
+    (data_store / "shards" / "train.npy").write_bytes(b"")
+
+
 # ---------------------------------------------------------------- the corpus
 
 EVALUATE_READS = tuple(sorted({writer(a).name for a in stage("evaluate").reads}))
@@ -285,6 +289,7 @@ CASES = [
     Case("manifest from another run", damage("partition", foreign_manifest("partition", {"subset": "seed"})), error=r"partition.parquet does not match the sample store's train split", stage="enhance", before=("train_suspect",)),
     Case("decisions from another run", damage("decisions", foreign_manifest("relabel", {"label": 0, "decision": "keep", "new_label": 0, "confidence": 1.0, "reason": "r", "source": "method", "method_decision": "keep"}), also_ran=EVALUATE_READS), error=r"decisions.parquet does not match", stage="evaluate"),
     Case("truncated image shard", damage("store", shard), error="damaged image shard", stage="train_suspect"),
+    Case("empty image shard", damage("store", empty_shard), error="damaged image shard", stage="train_suspect"),
     Case("stage whose inputs were never made", params({}), error=r"train_suspect has not run on this sample store: run it first", stage="score", before=("ingest",)),
     Case("model trained before ingest re-ran", reingested, error=r"stage score: the outputs of train_suspect come from another run.*re-run train_suspect", stage="score"),
     Case("no sample store", lambda tmp: params({})(tmp), error="no sample store", stage="score"),

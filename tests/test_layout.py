@@ -79,11 +79,12 @@ def test_every_section_is_validated_before_the_first_stage_works(tmp_path):
 KILL_AFTER_FIRST_SHARD = """
 import os, signal, sys
 import numpy as np
-open_memmap = np.lib.format.open_memmap
-def open_then_die(path, *a, **k):
-    open_memmap(path, *a, **k)  # the shard's file exists, its images not yet written
+write_header = np.lib.format.write_array_header_1_0
+def header_then_die(f, *a, **k):
+    write_header(f, *a, **k)  # the shard's file exists, its images not yet written
+    f.flush()
     os.kill(os.getpid(), signal.SIGKILL)
-np.lib.format.open_memmap = open_then_die
+np.lib.format.write_array_header_1_0 = header_then_die
 sys.argv = ["ingest"]
 import runpy
 runpy.run_module("stages.ingest", run_name="__main__")
