@@ -30,6 +30,16 @@ def setup() -> None:
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
 
 
+def teardown() -> None:
+    """Wait for every rank, then leave the group: a rank that exits while gloo's threads still
+    run can abort ("terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def shard(n: int) -> range:
     """The indices of n batches this rank computes."""
     rank, size = world()

@@ -55,6 +55,7 @@ def run_stage(name: str, params_path: str | Path = "params.yaml", root: str | Pa
     if rank > 0:  # a helper rank: it computes its share; rank 0 owns and writes the outputs
         distributed.setup()
         body(StageParams(st, params), paths)
+        distributed.teardown()
         return
     distributed.setup()
     start = time.perf_counter()
@@ -68,6 +69,7 @@ def run_stage(name: str, params_path: str | Path = "params.yaml", root: str | Pa
         # store pages it touched included), and which sample store its outputs come from.
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
         write_json(paths.root / st.timing(), {"wall_seconds": round(time.perf_counter() - start, 2), "peak_rss_mib": round(peak, 1), "store": store})
+    distributed.teardown()  # after rank 0 has written: the helper ranks wait for it
 
 
 def _placeholders(st: Stage, chosen: str):
