@@ -3,7 +3,8 @@ clean-data row, one fresh `dvc repro` per row. Writes benchmarks/results/grid-<d
 its JSON twin (per row the keys of data/evaluate/metrics.json, plus command, config, machine).
 
     python benchmarks/grid.py fmnist                      # the full Fashion-MNIST grid
-    python benchmarks/grid.py cifar10-cpu-reduced         # CIFAR-10, reduced for a CPU
+    python benchmarks/grid.py cifar10 --rows badnets      # CIFAR-10, all 50k, fast_cnn on a CPU
+    python benchmarks/grid.py cifar10-cpu-reduced         # CIFAR-10, reduced for a CPU (small_cnn)
     python benchmarks/grid.py fmnist --rows sig wanet     # re-run some rows, keep the others
     python benchmarks/grid.py fmnist-gap-filter           # Fashion-MNIST, opt-in gap filter on
     python benchmarks/grid.py fmnist --methods advrbd pbe pud   # the method axis: every row x method,
@@ -31,6 +32,12 @@ DATASETS = {
     "fmnist-gap-filter": (
         {"partition": {"max_gap": 1.25}},
         "Fashion-MNIST as `fmnist`, with the opt-in purification-gap filter (partition.max_gap 1.25)",
+    ),
+    # model.arch auto: fast_cnn with its recipe on a CPU (~9 min a training of 50k images),
+    # ResNet-18 on a GPU. A row is about 40 min on two cores: run it in chunks with --rows.
+    "cifar10": (
+        {"data": {"source": "cifar10", "path": CIFAR}},
+        "CIFAR-10 (shared JPEG Parquet), all 50,000 train images, model.arch auto (fast_cnn on a CPU), params.yaml as committed",
     ),
     # ResNet-18 on two CPU cores is ~10 min per epoch of 10k images: the CPU grid uses
     # small_cnn on a stratified 5,000-image subset (1,000 test) and 8 training epochs.

@@ -70,8 +70,11 @@ def robustness_scores(model, images: torch.Tensor, labels: torch.Tensor, cfg: Sc
             x_adv, clean = patch_pgd(model, x, y, m, cfg.eps, cfg.steps)
             with torch.no_grad():
                 adv = model(x_adv).float()
-            log_p, log_q = F.log_softmax(clean, 1), F.log_softmax(adv, 1)
-            done[b] = ((log_p.exp() * (log_p - log_q)).sum(1).cpu(), F.cross_entropy(clean, y, reduction="none").cpu())
+            # KL(p || q) in float64, clamped: in float32 it came out at -2e-8 for a sample the
+            # patch does not move, and R is a divergence.
+            log_p, log_q = F.log_softmax(clean.double(), 1), F.log_softmax(adv.double(), 1)
+            kl = (log_p.exp() * (log_p - log_q)).sum(1).clamp(min=0)
+            done[b] = (kl.cpu(), F.cross_entropy(clean, y, reduction="none").cpu())
             advance(len(x))
     model.requires_grad_(True)
     rank, size = distributed.world()

@@ -161,19 +161,33 @@ class AttackConfig:
 
 @section("model")
 class ModelConfig:
-    # `auto`: small_cnn for single-channel images up to 28 px, resnet18 otherwise.
-    arch: typing.Literal["auto", "small_cnn", "resnet18"] = "auto"
+    # `auto`: small_cnn for single-channel images up to 28 px; otherwise resnet18 on a GPU,
+    # fast_cnn on a CPU (models.resolve_arch).
+    arch: typing.Literal["auto", "small_cnn", "fast_cnn", "resnet18"] = "auto"
 
 
 @section("train")
 class TrainConfig:
-    epochs: Annotated[int, Range(1, 10_000)] = 3
-    batch_size: Batch = 128
-    lr: Rate = 0.05
-    momentum: Annotated[float, Range(0.0, 0.999)] = 0.9
-    weight_decay: Annotated[float, Range(0.0, 1.0)] = 5e-4
-    augment: bool = False
+    # Suspect, oracle and clean models. null = the architecture's recipe (models.RECIPES),
+    # resolved when the model is known; a value here overrides it for every architecture.
+    epochs: Annotated[int, Range(1, 10_000)] | None = None
+    batch_size: Batch | None = None
+    lr: Rate | None = None
+    momentum: Annotated[float, Range(0.0, 0.999)] | None = None
+    weight_decay: Annotated[float, Range(0.0, 1.0)] | None = None
+    augment: bool | None = None
+    label_smoothing: Annotated[float, Range(0.0, 0.9)] | None = None
+    shift: Annotated[int, Range(0, 16)] | None = None
+    schedule: typing.Literal["cosine", "triangle"] | None = None
     seed: Seed = 0
+
+    def resolved(self, recipe) -> "TrainConfig":
+        """Every null value filled from `recipe` (a models.Recipe, or None when the model has none)."""
+        fields = [f.name for f in dataclasses.fields(self) if f.name != "seed"]
+        missing = [k for k in fields if getattr(self, k) is None]
+        if missing and recipe is None:
+            raise SanitizerError(f"params.yaml [train] {', '.join(missing)} are null and this model has no recipe in sanitizer/models.py RECIPES: set them")
+        return dataclasses.replace(self, **{k: getattr(recipe, k) for k in missing})
 
 
 @section("method")

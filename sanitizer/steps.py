@@ -28,9 +28,9 @@ def step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     opt.step()
 
 
-def descent(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def descent(model, x: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
     """The loss to minimise to fit labels `y`."""
-    return F.cross_entropy(model(x), y)
+    return F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
 
 
 def ascent(model, x: torch.Tensor, y: torch.Tensor, floor: float) -> torch.Tensor:

@@ -104,7 +104,8 @@ def test_scores_nonnegative_and_batch_size_independent():
     a = robustness_scores(model, images, labels, _score_cfg(batch_size=7, seed=2))
     b = robustness_scores(model, images, labels, _score_cfg(batch_size=64, seed=2))
     assert a.robustness.shape == (n,) and a.loss.shape == (n,)
-    np.testing.assert_allclose(a.robustness, b.robustness, rtol=1e-4, atol=1e-7)
+    # float32 matrix products take other paths at other batch sizes: R agrees to 1e-6 nats
+    np.testing.assert_allclose(a.robustness, b.robustness, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(a.loss, b.loss, rtol=1e-5, atol=1e-6)
     assert (a.robustness >= 0).all()
     assert (a.robustness > 0).any()

@@ -12,7 +12,10 @@ REPO = Path(__file__).resolve().parents[1]
 def test_defaults_build_frozen_dataclass():
     cfg = config("train", {})
     assert dataclasses.is_dataclass(cfg)
-    assert cfg.epochs == 3 and cfg.batch_size == 128
+    assert cfg.epochs is None and cfg.batch_size is None  # null: the model's recipe decides
+    from sanitizer.models import RECIPES
+
+    assert cfg.resolved(RECIPES["small_cnn"]).epochs == 3 and cfg.resolved(RECIPES["small_cnn"]).batch_size == 128
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.epochs = 7
 
