@@ -111,8 +111,8 @@ def _frozen_scale(bn: nn.BatchNorm2d) -> nn.BatchNorm2d:
 
 
 class _Scaled(nn.Linear):
-    """A bias-free head whose logits are divided by 9, which keeps the first steps at a high
-    learning rate from saturating the softmax."""
+    """A bias-free head whose logits are divided by 9 (as in airbench): small logits at the
+    start of training at a high learning rate."""
 
     def __init__(self, width: int, num_classes: int):
         super().__init__(width, num_classes, bias=False)
@@ -159,9 +159,8 @@ def resnet18(channels: int, num_classes: int, height: int, width: int) -> Classi
 
 @dataclass(frozen=True)
 class Recipe:
-    """How a model trains when params.yaml's train section leaves a value null: the recipe
-    belongs to the architecture (a whitened net at learning rate 1.0 and ResNet-18 at 0.05
-    would both fail)."""
+    """How a model trains when params.yaml's train section leaves a value null. The recipe
+    belongs to the architecture: fast_cnn's learning rate is 20x small_cnn's."""
 
     epochs: int
     batch_size: int
@@ -179,13 +178,14 @@ RECIPES: dict[str, Recipe] = {
     "small_cnn": Recipe(epochs=3, batch_size=128, lr=0.05, momentum=0.9, weight_decay=5e-4, augment=False),
     # Measured on CIFAR-10, all 50,000 images: see benchmarks/results/cifar10-recipe.md.
     "fast_cnn": Recipe(epochs=11, batch_size=512, lr=1.0, momentum=0.85, weight_decay=3e-6, augment=True, label_smoothing=0.2, schedule="triangle"),
+    # The GPU benchmark's recipe (benchmarks/gpu.sh); not yet run on a GPU.
     "resnet18": Recipe(epochs=30, batch_size=512, lr=0.2, momentum=0.9, weight_decay=5e-4, augment=True, shift=4),
 }
 
 
 def resolve_arch(arch: str, image_shape: tuple[int, int, int], cuda: bool | None = None) -> str:
     """`auto`: small_cnn for greyscale images up to 28 px; otherwise ResNet-18 on a GPU and
-    fast_cnn on a CPU, where ResNet-18 trains ~5x slower and reaches less in the same time."""
+    fast_cnn on a CPU, where ResNet-18 trains ~5x slower (issue 17: ~200 against ~1,000 img/s)."""
     if arch != "auto":
         MODELS.get(arch)  # fail early on an unknown name
         return arch
