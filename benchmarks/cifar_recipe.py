@@ -21,18 +21,18 @@ import yaml
 from run_pipeline import CIFAR, REPO, machine, markdown_table, parse_sets, merge
 from sanitizer.config import DataConfig, config
 from sanitizer.datasets import load_dataset
-from sanitizer.models import resolve_arch
+from sanitizer.models import RECIPES, resolve_arch
 from sanitizer.training import accuracy, as_tensor, fit, new_model
 
 OUT = REPO / "benchmarks/results/cifar10-recipe.json"
 
 
 def run(arch: str, train_cfg, x, y, x_test, y_test, shape) -> dict:
+    """One training; `train_cfg` is already resolved against the architecture's recipe."""
     start = time.perf_counter()
     model = fit(new_model(arch, shape, 10, train_cfg.seed), x, y, train_cfg, desc=f"training {arch}, seed {train_cfg.seed}")
     train_s = time.perf_counter() - start
-    epochs = train_cfg.resolved(model.recipe).epochs
-    return {"seed": train_cfg.seed, "test_acc": accuracy(model, x_test, y_test), "train_s": train_s, "img_per_s": epochs * len(x) / train_s}
+    return {"seed": train_cfg.seed, "test_acc": accuracy(model, x_test, y_test), "train_s": train_s, "img_per_s": train_cfg.epochs * len(x) / train_s}
 
 
 def main() -> None:
@@ -48,12 +48,12 @@ def main() -> None:
     x_test, y_test = as_tensor(raw.images[test]), as_tensor(raw.labels[test])
     shape = tuple(raw.images.shape[1:])
     arch = resolve_arch(config("model", params).arch, shape)
-    runs = [run(arch, replace(config("train", params), seed=s), x, y, x_test, y_test, shape) for s in args.seeds]
+    recipe = config("train", params).resolved(RECIPES.get(arch))
+    runs = [run(arch, replace(recipe, seed=s), x, y, x_test, y_test, shape) for s in args.seeds]
     for r in runs:
         print(json.dumps(r), flush=True)
     doc = json.loads(OUT.read_text()) if OUT.exists() else {"machine": machine(), "runs": {}}
     doc["machine"] = machine()
-    recipe = config("train", params).resolved(new_model(arch, shape, 10).recipe)
     doc["runs"][args.label] = {"arch": arch, "train": asdict(recipe), "threads": torch.get_num_threads(), "runs": runs}
     OUT.write_text(json.dumps(doc, indent=1) + "\n")
     OUT.with_suffix(".md").write_text(report(doc))
