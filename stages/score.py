@@ -9,7 +9,7 @@ from stages import main
 
 def run(cfg, paths) -> None:
     from sanitizer.adversarial import robustness_scores
-    from sanitizer.distributed import is_main
+    from sanitizer import distributed
     from sanitizer.manifest import write_manifest
     from sanitizer.purification import purification_gap
     from sanitizer.training import TrainSet
@@ -17,8 +17,9 @@ def run(cfg, paths) -> None:
     data = TrainSet(paths.store, cfg["model"].arch)
     suspect = data.load(paths.suspect)
     scores = robustness_scores(suspect, data.x, data.y, cfg["score"])
-    if not is_main():  # under torchrun: rank 0 computes the rest and writes
+    if not distributed.is_main():  # under torchrun: rank 0 computes the rest and writes
         return
+    distributed.alone()
     gap = purification_gap(suspect, data.x, data.y, cfg["purify"], suspect_loss=scores.loss)
     df = pl.DataFrame({"sample_id": data.split.sample_ids, "score": scores.robustness, "loss": scores.loss, "gap": gap})
     meta = {"score": "robustness R (Eq. 3); low = suspicious", "loss": "CE at given label", "gap": "purification gap, nats; high = suspicious"}
