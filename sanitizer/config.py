@@ -228,7 +228,7 @@ class PurifyConfig:
     steps: Annotated[int, Range(1, 1000)] = 7
     fraction: Annotated[float, Range(0.0001, 1.0)] = 0.05  # random share of the train set the examples are crafted from
     epochs: Annotated[int, Range(1, 1000)] = 2
-    lr: Rate = 0.01
+    lr: Rate | None = None  # null = the architecture's fine-tuning rate (models.Recipe.tune_lr)
     batch_size: Batch = 128
     seed: Seed = 0
 
@@ -256,7 +256,7 @@ class EnhanceConfig:
     rate: Annotated[float, Range(0.0, 0.5)] = 0.1
     epochs: Annotated[int, Range(1, 1000)] = 1
     batch_size: Batch = 256
-    lr: Rate = 0.01
+    lr: Rate | None = None  # null = the architecture's fine-tuning rate (models.Recipe.tune_lr)
     # Weight of the (bounded) gradient ascent on D_s against descent on D_r (Eq. 4).
     ascent_weight: Annotated[float, Range(0.0, 100.0)] = 1.0
     # Ascent stops pushing a batch once its loss exceeds this (flooding), so it cannot diverge.
@@ -317,7 +317,7 @@ class PBEConfig:
     epochs: Annotated[int, Range(1, 1000)] = 10
     # Rounds after the first are adversarial only for this share of their first epoch.
     adversarial_share: Fraction = 0.1
-    lr: Rate = 0.001
+    lr: Rate | None = None  # null = a tenth of the architecture's fine-tuning rate
     batch_size: Batch = 128
     seed: Seed = 0
 
@@ -350,7 +350,7 @@ class PUDConfig:
     # Mean-teacher phase on the final subset.
     teacher_epochs: Annotated[int, Range(0, 1000)] = 2
     ema: Annotated[float, Range(0.0, 1.0)] = 0.99
-    lr: Rate = 0.001
+    lr: Rate | None = None  # null = a tenth of the architecture's fine-tuning rate
     batch_size: Batch = 128
     seed: Seed = 0
 
@@ -359,7 +359,7 @@ class PUDConfig:
 class RelabelConfig:
     # Fine-tuning on clean + relabelled samples (Eq. 5).
     epochs: Annotated[int, Range(1, 1000)] = 2
-    lr: Rate = 0.01
+    lr: Rate | None = None  # null = the architecture's fine-tuning rate (models.Recipe.tune_lr)
     # Suspected samples the clean model labels with less confidence than this are dropped.
     min_confidence: Fraction = 0.5
     # Suspected samples the clean model gives their own label with at least this confidence

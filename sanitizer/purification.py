@@ -23,7 +23,7 @@ import torch
 
 from .config import PurifyConfig
 from .progress import progress_bar
-from .steps import adversarial, batches, descent, num_batches, step
+from .steps import adversarial, batches, descent, num_batches, sgd, step, tuning_lr
 from .training import log_prob_at_label, to_float
 
 
@@ -34,7 +34,7 @@ def purify(suspect: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(cfg.seed)
     subset = torch.randperm(len(images), generator=generator)[: max(1, round(cfg.fraction * len(images)))]
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
+    opt = sgd(model, tuning_lr(model, cfg.lr))
     model.train()
     with progress_bar("purifying", cfg.epochs * num_batches(len(subset), cfg.batch_size)) as advance:
         for _ in range(cfg.epochs):

@@ -22,6 +22,25 @@ def num_batches(n: int, batch_size: int) -> int:
     return -(-n // batch_size)
 
 
+def tuning_lr(model, lr: float | None, slower: int = 1) -> float:
+    """`lr`, or when it is null the model's fine-tuning rate (models.Recipe.tune_lr) divided by
+    `slower`: a method's fine-tuning must scale with how fast the architecture trains
+    (fast_cnn's training rate is 20x small_cnn's)."""
+    if lr is not None:
+        return lr
+    recipe = getattr(model, "recipe", None)
+    if recipe is None:
+        from .errors import SanitizerError
+
+        raise SanitizerError("a method section's lr is null and this model has no recipe in sanitizer/models.py RECIPES: set the lr in params.yaml")
+    return recipe.tune_lr / slower
+
+
+def sgd(model, lr: float) -> torch.optim.Optimizer:
+    """The methods' fine-tuning optimiser."""
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+
+
 def step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     opt.zero_grad(set_to_none=True)
     loss.backward()

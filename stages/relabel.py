@@ -15,6 +15,7 @@ def run(cfg, paths) -> None:
     from sanitizer import reviews
     from sanitizer.decisions import decide, overrule
     from sanitizer.manifest import read_aligned, write_manifest
+    from sanitizer.steps import tuning_lr
     from sanitizer.training import TrainSet, fit, predict, save_model
 
     data = TrainSet(paths.store, cfg["model"].arch)
@@ -41,7 +42,7 @@ def run(cfg, paths) -> None:
     write_manifest(df, paths.decisions, "relabel", {"classes": classes})
     kept = torch.from_numpy(np.flatnonzero(dec.decision != "drop"))
     labels = torch.from_numpy(dec.new_label)[kept]
-    model = fit(model, data.x[kept], labels, cfg["train"], lr=rel.lr, epochs=rel.epochs, desc="fine-tuning on clean + relabelled")
+    model = fit(model, data.x[kept], labels, cfg["train"], lr=tuning_lr(model, rel.lr), epochs=rel.epochs, desc="fine-tuning on clean + relabelled")
     save_model(model, paths.defended)
 
 

@@ -26,6 +26,22 @@ def test_a_model_without_a_recipe_needs_every_train_value():
     fit(model, x.float(), y, build(TrainConfig, full))  # no recipe needed when nothing is null
 
 
+def test_method_sections_fine_tune_at_the_architectures_rate_unless_set():
+    from sanitizer.config import PurifyConfig
+    from sanitizer.models import build_model
+    from sanitizer.purification import purify
+    from sanitizer.steps import tuning_lr
+
+    fast, small = build_model("fast_cnn", (3, 32, 32), 10), build_model("small_cnn", (1, 28, 28), 10)
+    assert tuning_lr(small, None) == 0.01 and tuning_lr(small, None, slower=10) == 0.001  # the Fashion-MNIST defaults
+    assert tuning_lr(fast, None) == RECIPES["fast_cnn"].tune_lr == RECIPES["fast_cnn"].lr / 5
+    assert tuning_lr(fast, 0.3) == 0.3  # a value in params.yaml wins
+    bare = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2))
+    x, y = torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 1, 0, 1])
+    with pytest.raises(SanitizerError, match="lr is null and this model has no recipe"):
+        purify(bare, x, y, build(PurifyConfig, {"epochs": 1, "steps": 1}))
+
+
 def test_augment_is_a_per_sample_flip_and_shift():
     torch.manual_seed(0)
     x = torch.rand(64, 2, 6, 7)

@@ -22,7 +22,7 @@ import torch
 from ..config import EnhanceConfig, TrainConfig
 from ..errors import SanitizerError
 from ..progress import log, progress_bar
-from ..steps import ascent, batches, descent, num_batches, step
+from ..steps import ascent, batches, descent, num_batches, sgd, step, tuning_lr
 from ..training import fit, log_prob_at_label, to_float
 from .base import METHODS, Detection, Inputs, Method
 
@@ -67,7 +67,7 @@ def enhance_epochs(model, images, labels, in_seed: np.ndarray, cfg: EnhanceConfi
     generator = torch.Generator().manual_seed(cfg.seed)
     seed_idx = torch.from_numpy(np.flatnonzero(in_seed))
     rest_idx = torch.from_numpy(np.flatnonzero(~in_seed))
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
+    opt = sgd(model, tuning_lr(model, cfg.lr))
     model.train()
     with progress_bar(desc, cfg.epochs * num_batches(len(rest_idx), cfg.batch_size)) as advance:
         for _ in range(cfg.epochs):

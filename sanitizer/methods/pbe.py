@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from ..progress import log, progress_bar
-from ..steps import adversarial, batches, descent, num_batches, step
+from ..steps import adversarial, batches, descent, num_batches, sgd, step, tuning_lr
 from ..training import predict, to_float
 from .base import METHODS, Detection, Inputs, Method
 
@@ -62,7 +62,7 @@ def fine_tune(model, images, labels, subset: torch.Tensor, cfg, eps: float, n_ad
     """One round: `cfg.epochs` over the subset at its given labels, the first `n_adversarial`
     batches on PGD examples. `extra(model)`, if given, adds a loss term to every step."""
     device = next(model.parameters()).device
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
+    opt = sgd(model, tuning_lr(model, cfg.lr, slower=10))
     done = 0
     model.train()
     with progress_bar(desc, cfg.epochs * num_batches(len(subset), cfg.batch_size)) as advance:

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ..progress import log, progress_bar
-from ..steps import adversarial, ascent, batches, ema_update, num_batches, step
+from ..steps import adversarial, ascent, batches, ema_update, num_batches, sgd, step, tuning_lr
 from ..training import predict, to_float
 from .base import METHODS, Detection, Inputs, Method
 from .pbe import adversarial_batches, agreement, fine_tune, purified_flags, random_subset, top_share
@@ -152,7 +152,7 @@ def mean_teacher(model, images, labels, subset: torch.Tensor, cfg, generator):
     teacher follows the student as an EMA. Returns the teacher."""
     teacher = copy.deepcopy(model).eval()
     device = next(model.parameters()).device
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9)
+    opt = sgd(model, tuning_lr(model, cfg.lr, slower=10))
     model.train()
     with progress_bar("PUD: mean teacher", cfg.teacher_epochs * num_batches(len(subset), cfg.batch_size)) as advance:
         for _ in range(cfg.teacher_epochs):
