@@ -9,6 +9,7 @@ its JSON twin (per row the keys of data/evaluate/metrics.json, plus command, con
     python benchmarks/grid.py fmnist-gap-filter           # Fashion-MNIST, opt-in gap filter on
     python benchmarks/grid.py fmnist --methods advrbd pbe pud   # the method axis: every row x method,
                                                           # to benchmarks/results/grid-fmnist-methods.md
+    python benchmarks/grid.py fmnist --render             # rewrite the Markdown from the JSON (new bars)
 
 Rows finish one at a time and are saved as they finish, so an interrupted grid resumes with
 --rows. A grid's overrides change only the dataset (and, for the reduced CPU grid, its size)
@@ -25,6 +26,7 @@ from pathlib import Path
 import yaml
 
 from run_pipeline import CIFAR, REPO, auroc, machine, markdown_table, model_cells, pct, run_scenario
+from sanitizer.attacks import ATTACKS
 from sanitizer.layout import STAGES
 
 DATASETS = {
@@ -64,7 +66,16 @@ ROWS = {
     "input_aware": {"name": "input_aware"},
     "clean (no attack)": {"name": "none"},
 }
-ASR_BAR, ACC_DROP_BAR, STRONG_ATTACK = 0.02, 0.02, 0.90
+# The efficacy issue's bars (issue 17), one configuration for every row.
+ASR_FLOOR, ASR_OVER_ORACLE, ACC_DROP_BAR = 0.01, 0.005, 0.01
+CLEAN_DROP_BAR, CLEAN_ACC_BAR = 0.01, 0.005
+RECALL_BAR, FPR_BAR = 0.99, 0.02
+STRONG_ATTACK = 0.90
+BARS = (
+    f"defended ASR <= max({ASR_FLOOR:.0%}, oracle ASR + {ASR_OVER_ORACLE * 100:g} pt) and ACC >= oracle - {ACC_DROP_BAR * 100:g} pt; "
+    f"clean row: <= {CLEAN_DROP_BAR:.0%} of samples dropped and ACC >= no-defense - {CLEAN_ACC_BAR * 100:g} pt; "
+    f"all-to-one dirty-label rows also detection recall >= {RECALL_BAR:.0%} at FPR <= {FPR_BAR:.0%}"
+)
 
 
 # The methods' papers' own figures (PBE, CIFAR-10, ResNet-18: ACC / ASR, percent), for the method grid.
@@ -75,11 +86,24 @@ def run_dir(workdir: Path, dataset: str, row: str, method: str | None = None) ->
     return workdir / f"grid-{dataset}-{method + '-' if method else ''}{row.split()[0]}"
 
 
-def verdict(m: dict) -> str:
-    """The issue's bars: defended ASR <= 2 % and ACC >= oracle - 2 points (clean row: ACC only)."""
-    asr_ok = m["defended"]["asr"] is None or m["defended"]["asr"] <= ASR_BAR
-    acc_ok = m["defended"]["acc"] >= m["oracle"]["acc"] - ACC_DROP_BAR
-    return "pass" if asr_ok and acc_ok else "**FAIL** (" + ", ".join(n for n, ok in (("ASR", asr_ok), ("ACC", acc_ok)) if not ok) + ")"
+def verdict(m: dict, attack: dict) -> str:
+    """The bars (BARS) for one row; `attack` is its ROWS entry."""
+    defended, oracle, d = m["defended"], m["oracle"], m["detection"]
+    if attack["name"] == "none":
+        checks = {
+            "dropped": m["decisions"]["dropped_fraction"] <= CLEAN_DROP_BAR,
+            "ACC": defended["acc"] >= m["no_defense"]["acc"] - CLEAN_ACC_BAR,
+        }
+    else:
+        checks = {
+            "ASR": defended["asr"] <= max(ASR_FLOOR, oracle["asr"] + ASR_OVER_ORACLE),
+            "ACC": defended["acc"] >= oracle["acc"] - ACC_DROP_BAR,
+        }
+        if attack.get("mode", "all-to-one") == "all-to-one" and not ATTACKS.get(attack["name"]).clean_label:
+            checks["recall"] = (d.get("recall") or 0.0) >= RECALL_BAR
+            checks["FPR"] = d.get("fpr") is not None and d["fpr"] <= FPR_BAR
+    failed = [name for name, ok in checks.items() if not ok]
+    return "pass" if not failed else f"**FAIL** ({', '.join(failed)})"
 
 
 def table(rows: dict[str, dict]) -> str:
@@ -91,7 +115,7 @@ def table(rows: dict[str, dict]) -> str:
         if m["no_defense"]["asr"] is not None and m["no_defense"]["asr"] < STRONG_ATTACK:
             cells[0] += " (weak)"
         aucs = [auroc(m["detection"], k) for k in ("suspicion", "loss_baseline", "robustness", "gap")]
-        lines.append([name, *cells, *aucs, f"{m['benchmark']['dvc_repro_seconds']:.0f}", verdict(m)])
+        lines.append([name, *cells, *aucs, f"{m['benchmark']['dvc_repro_seconds']:.0f}", verdict(m, ROWS[name])])
     return markdown_table(header, lines)
 
 
@@ -113,7 +137,7 @@ def methods_table(rows: dict[str, dict]) -> str:
         target = m.get("method", {}).get("target", "")
         lines.append([attack, method, cell(m["no_defense"]), cell(own), cell(m["defended"]), PAPER.get(method, {}).get(attack, ""),
                       pct(d.get("precision")), pct(d.get("recall")), pct(d.get("fpr")), auroc(d, "suspicion"), auroc(d, "loss_baseline"),
-                      target, f"{detection_seconds(m):.0f}", f"{m['benchmark']['dvc_repro_seconds']:.0f}", verdict(m)])
+                      target, f"{detection_seconds(m):.0f}", f"{m['benchmark']['dvc_repro_seconds']:.0f}", verdict(m, ROWS[attack])])
     return markdown_table(header, lines)
 
 
@@ -125,7 +149,7 @@ def write(dataset: str, doc: dict, out: Path) -> None:
         f"Figures in percent. Command: `{doc['command']}`. Machine: {doc['machine']}.\n"
         f"One config for every row: `params.yaml` with these overrides: `{json.dumps(doc['overrides'])}`; "
         "each attack at its paper defaults (`attack:` section), rate 5 %, target 1.\n"
-        f"Bars: {'the final model' if methods else 'AdvrBD'}'s ASR <= {ASR_BAR:.0%} and ACC >= oracle - {ACC_DROP_BAR * 100:.0f} points. "
+        f"Bars (issue 17), on {'the final model' if methods else 'the defended model'}: {BARS}. "
         f"(weak): the attack itself reaches < {STRONG_ATTACK:.0%} ASR without defense.\n\n"
         + (f"Methods: {', '.join(methods)}, each with its params.yaml section as committed. RA: robust accuracy (PGD-7, 6/255). "
            "Method's model: PBE's and PUD's purified model; AdvrBD's backdoor-enhanced model E, whose high ASR is by design. "
@@ -139,6 +163,7 @@ def main() -> None:
     parser.add_argument("--rows", nargs="*", metavar="ROW", help=f"any of {', '.join(ROWS)} (default: all)")
     parser.add_argument("--methods", nargs="*", metavar="METHOD", help="the method axis: run every row with each of these methods")
     parser.add_argument("--workdir", type=Path, default=REPO / "benchmarks" / "runs")
+    parser.add_argument("--render", action="store_true", help="rewrite the Markdown from its JSON twin (after a change of bars), running nothing")
     args = parser.parse_args()
     unknown = set(args.rows or ()) - set(ROWS)
     if unknown:
@@ -147,6 +172,11 @@ def main() -> None:
     out = REPO / "benchmarks" / "results"
     name = f"grid-{args.dataset}" + ("-methods" if args.methods else "")
     twin = out / f"{name}.json"
+    if args.render:
+        doc = json.loads(twin.read_text())  # its rows sorted by name: put them back in ROWS order
+        rows = sorted(doc["rows"].items(), key=lambda kv: list(ROWS).index(kv[0].rsplit(" / ", 1)[0] if args.methods else kv[0]))
+        write(args.dataset, {**doc, "name": name, "rows": dict(rows)}, out)
+        return
     before = json.loads(twin.read_text()) if twin.exists() and (args.rows or args.methods) else {}
     previous = before.get("rows", {})
     methods = args.methods or [None]

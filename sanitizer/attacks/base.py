@@ -31,6 +31,7 @@ class Attack(abc.ABC):
 
     defaults: dict = {"trigger_size": 3, "alpha": 0.2, "cover_rate": 0.0}
     supports_all_to_all = False
+    clean_label = False  # the poisons keep their labels (SIG)
     uses_trigger_size = False  # patch attacks: trigger_size must fit the image
 
     def __init__(self, cfg: AttackConfig, image_shape: tuple[int, int, int], num_classes: int):

@@ -30,6 +30,8 @@ class SIG(Attack):
     """A horizontal sinusoid x + delta sin(2 pi j f / W) added to target-class images only
     (Barni et al.): clean label, so the labels never change. The test-time signal is stronger."""
 
+    clean_label = True
+
     def __init__(self, cfg, image_shape, num_classes):
         super().__init__(cfg, image_shape, num_classes)
         # A cover here would be a triggered image that keeps its label: exactly a SIG poison.
