@@ -262,8 +262,9 @@ class EnhanceConfig:
     # Ascent stops pushing a batch once its loss exceeds this (flooding), so it cannot diverge.
     flood: Annotated[float, Range(0.0, 100.0, open_lo=True)] = 5.0
     # Epochs of the per-round clean reference trained on D_s (few: a rare poison left in
-    # D_s must not get the time to plant the backdoor in it).
-    clean_epochs: Annotated[int, Range(1, 1000)] = 2
+    # D_s must not get the time to plant the backdoor in it); null = the architecture's
+    # models.Recipe.reference_epochs.
+    clean_epochs: Annotated[int, Range(1, 1000)] | None = None
     seed: Seed = 0
 
 

@@ -42,6 +42,25 @@ def test_method_sections_fine_tune_at_the_architectures_rate_unless_set():
         purify(bare, x, y, build(PurifyConfig, {"epochs": 1, "steps": 1}))
 
 
+def test_the_clean_reference_trains_the_architectures_reference_epochs_unless_set():
+    from sanitizer.config import config
+    from sanitizer.methods.advrbd import train_reference
+    from sanitizer.training import new_model as make
+
+    torch.manual_seed(0)
+    x, y = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8), torch.arange(64) % 10
+    seed = torch.ones(64, dtype=torch.bool).numpy()
+    train = config("train", {"train": {"batch_size": 16}})
+    fresh = lambda: make("small_cnn", (1, 28, 28), 10, seed=0)  # noqa: E731
+    weights = lambda epochs: train_reference(fresh, x, y, seed, train, epochs, "C").state_dict()  # noqa: E731
+    null, recipe, other = weights(None), weights(RECIPES["small_cnn"].reference_epochs), weights(1)
+    assert all(torch.equal(null[k], recipe[k]) for k in null)
+    assert not all(torch.equal(null[k], other[k]) for k in null)
+    bare = lambda: torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))  # noqa: E731
+    with pytest.raises(SanitizerError, match=r"\[enhance\].clean_epochs is null and this model has no recipe"):
+        train_reference(bare, x, y, seed, train, None, "C")
+
+
 def test_augment_is_a_per_sample_flip_and_shift():
     torch.manual_seed(0)
     x = torch.rand(64, 2, 6, 7)

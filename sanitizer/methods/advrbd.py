@@ -14,7 +14,7 @@ Where we depart from the paper (measured on Fashion-MNIST, see README):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -92,10 +92,17 @@ class EnhanceResult:
     snapshots: list  # (enhanced, clean) state_dicts after each round
 
 
-def train_reference(new_model, images, labels, in_seed, train_cfg: TrainConfig, epochs: int, desc: str):
+def train_reference(new_model, images, labels, in_seed, train_cfg: TrainConfig, epochs: int | None, desc: str):
+    """The clean reference C on D_s, for `epochs` or, when null, the architecture's
+    `reference_epochs`: a C too weak to fit clean samples makes every one look inconsistent."""
     idx = torch.from_numpy(np.flatnonzero(in_seed))
-    cfg = replace(train_cfg, epochs=epochs, augment=train_cfg.augment)
-    return fit(new_model(), images[idx], labels[idx], cfg, balanced=True, desc=desc)
+    model = new_model()
+    if epochs is None:
+        recipe = getattr(model, "recipe", None)
+        if recipe is None:
+            raise SanitizerError("params.yaml [enhance].clean_epochs is null and this model has no recipe in sanitizer/models.py RECIPES: set it")
+        epochs = recipe.reference_epochs
+    return fit(model, images[idx], labels[idx], train_cfg, epochs=epochs, balanced=True, desc=desc)
 
 
 def enhance(suspect, new_model, images, labels, in_seed, cfg: EnhanceConfig, train_cfg: TrainConfig, barred: np.ndarray | None = None) -> EnhanceResult:
