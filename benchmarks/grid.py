@@ -42,8 +42,9 @@ DATASETS = {
         {"train": {"epochs": 10}},
         "Fashion-MNIST as `fmnist`, every model trained 10 epochs instead of small_cnn's 3 (the attacks at full strength)",
     ),
-    # model.arch auto: fast_cnn with its recipe on a CPU (~9 min a training of 50k images),
-    # ResNet-18 on a GPU. A row took 24 min on two cores with clean_epochs 2, about 29 with the default 7: run it in chunks with --rows.
+    # model.arch auto: fast_cnn with its recipe on a CPU (5-9 min a training of 50k images),
+    # ResNet-18 on a GPU. A row took 24 min on two cores with clean_epochs 2, about 29 with
+    # the default 7: run it in chunks with --rows.
     "cifar10": (
         {"data": {"source": "cifar10", "path": CIFAR}},
         "CIFAR-10 (shared JPEG Parquet), all 50,000 train images, model.arch auto (fast_cnn on a CPU), params.yaml as committed",
