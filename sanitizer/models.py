@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .errors import SanitizerError
 from .registry import Registry
 
 MODELS: Registry = Registry("model")
@@ -191,6 +192,14 @@ RECIPES: dict[str, Recipe] = {
     # is a guess, two thirds of its training, like fast_cnn's).
     "resnet18": Recipe(epochs=30, batch_size=512, lr=0.2, momentum=0.9, weight_decay=5e-4, augment=True, tune_lr=0.04, reference_epochs=20, shift=4),
 }
+
+
+def recipe_of(model, param: str) -> Recipe:
+    """The model's recipe, for a params.yaml value `param` left null."""
+    recipe = getattr(model, "recipe", None)
+    if recipe is None:
+        raise SanitizerError(f"params.yaml {param} is null and this model has no recipe in sanitizer/models.py RECIPES: set it")
+    return recipe
 
 
 def resolve_arch(arch: str, image_shape: tuple[int, int, int], cuda: bool | None = None) -> str:

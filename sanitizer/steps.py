@@ -26,14 +26,9 @@ def tuning_lr(model, lr: float | None, slower: int = 1) -> float:
     """`lr`, or when it is null the model's fine-tuning rate (models.Recipe.tune_lr) divided by
     `slower`: a method's fine-tuning must scale with how fast the architecture trains
     (fast_cnn's training rate is 20x small_cnn's)."""
-    if lr is not None:
-        return lr
-    recipe = getattr(model, "recipe", None)
-    if recipe is None:
-        from .errors import SanitizerError
+    from .models import recipe_of
 
-        raise SanitizerError("a method section's lr is null and this model has no recipe in sanitizer/models.py RECIPES: set the lr in params.yaml")
-    return recipe.tune_lr / slower
+    return lr if lr is not None else recipe_of(model, "a method section's lr").tune_lr / slower
 
 
 def sgd(model, lr: float) -> torch.optim.Optimizer:

@@ -21,6 +21,7 @@ import torch
 
 from ..config import EnhanceConfig, TrainConfig
 from ..errors import SanitizerError
+from ..models import recipe_of
 from ..progress import log, progress_bar
 from ..steps import ascent, batches, descent, num_batches, sgd, step, tuning_lr
 from ..training import fit, log_prob_at_label, to_float
@@ -98,10 +99,7 @@ def train_reference(new_model, images, labels, in_seed, train_cfg: TrainConfig, 
     idx = torch.from_numpy(np.flatnonzero(in_seed))
     model = new_model()
     if epochs is None:
-        recipe = getattr(model, "recipe", None)
-        if recipe is None:
-            raise SanitizerError("params.yaml [enhance].clean_epochs is null and this model has no recipe in sanitizer/models.py RECIPES: set it")
-        epochs = recipe.reference_epochs
+        epochs = recipe_of(model, "[enhance].clean_epochs").reference_epochs
     return fit(model, images[idx], labels[idx], train_cfg, epochs=epochs, balanced=True, desc=desc)
 
 
