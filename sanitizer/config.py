@@ -356,6 +356,15 @@ class PUDConfig:
     seed: Seed = 0
 
 
+@section("train_clean")
+class TrainCleanConfig:
+    # Share of the identified-clean samples the clean model does not train on: relabel sees how
+    # it judges clean samples it never saw, per class, and rescues the false alarms it judges
+    # alike. Relabel's fine-tune trains on them.
+    holdout: Annotated[float, Range(0.0, 0.5, open_lo=True)] = 0.1
+    seed: Seed = 0
+
+
 @section("relabel")
 class RelabelConfig:
     # Fine-tuning on clean + relabelled samples (Eq. 5).
@@ -363,9 +372,10 @@ class RelabelConfig:
     lr: Rate | None = None  # null = the architecture's fine-tuning rate (models.Recipe.tune_lr)
     # Suspected samples the clean model labels with less confidence than this are dropped.
     min_confidence: Fraction = 0.5
-    # Suspected samples the clean model gives their own label with at least this confidence
-    # are false alarms and kept.
-    rescue_confidence: Fraction = 0.9
+    # A suspected sample is a false alarm, and kept, when the clean model predicts its label and
+    # gives it a probability no lower than this quantile of its class's held-out samples
+    # ([train_clean].holdout): the clean model judges it like clean data it never saw.
+    rescue_quantile: Annotated[float, Range(0.0, 0.5)] = 0.05
 
 
 @section("evaluate")
