@@ -242,7 +242,7 @@ class PartitionConfig:
     by: typing.Literal["robustness", "loss", "both"] = "loss"
     # Purification-gap filter; null = off. In a suspected target class, samples whose gap
     # exceeds max_gap nats are barred from D_s: left out of the seed and never grown into it.
-    max_gap: Annotated[float | None, Range(0.0, 100.0, open_lo=True)] = None
+    max_gap: Annotated[float | None, Range(0.0, 100.0, open_lo=True)] = 1.25
     # A class is a suspected target when its share of samples with gap > target_gap is this
     # many MAD anomaly indexes above the median class.
     target_gap: Annotated[float, Range(0.0, 100.0)] = 2.0
