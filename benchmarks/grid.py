@@ -6,7 +6,6 @@ its JSON twin (per row the keys of data/evaluate/metrics.json, plus command, con
     python benchmarks/grid.py cifar10 --rows badnets      # CIFAR-10, all 50k, fast_cnn on a CPU
     python benchmarks/grid.py cifar10-cpu-reduced         # CIFAR-10, reduced for a CPU (small_cnn)
     python benchmarks/grid.py fmnist --rows sig wanet     # re-run some rows, keep the others
-    python benchmarks/grid.py fmnist-gap-filter           # Fashion-MNIST, opt-in gap filter on
     python benchmarks/grid.py fmnist-converged --rows sig physical_ba input_aware  # 10 epochs, full strength
     python benchmarks/grid.py fmnist --methods advrbd pbe pud   # the method axis: every row x method,
                                                           # to benchmarks/results/grid-fmnist-methods.md
@@ -32,10 +31,6 @@ from sanitizer.layout import STAGES
 
 DATASETS = {
     "fmnist": ({}, "Fashion-MNIST, all 60,000 train images, small_cnn, params.yaml as committed"),
-    "fmnist-gap-filter": (
-        {"partition": {"max_gap": 1.25}},
-        "Fashion-MNIST as `fmnist`, with the opt-in purification-gap filter (partition.max_gap 1.25)",
-    ),
     # Issue 17 item 5: are SIG, PhysicalBA and Input-aware weak only because small_cnn's recipe
     # trains 3 epochs? These rows train every model as a user would (they stay weak: README).
     "fmnist-converged": (
@@ -114,7 +109,12 @@ def verdict(m: dict, attack: dict) -> str:
     return "pass" if not failed else f"**FAIL** ({', '.join(failed)})"
 
 
-def table(rows: dict[str, dict]) -> str:
+def stale(m: dict, config: dict) -> bool:
+    """A row measured under another params.yaml than the grid's (or before rows recorded theirs)."""
+    return m["benchmark"].get("defaults") != config
+
+
+def table(rows: dict[str, dict], config: dict) -> str:
     header = ["attack", "no-defense ACC / ASR", "oracle ACC / ASR", "AdvrBD ACC / ASR", "precision", "recall", "FPR"]
     header += ["AUROC AdvrBD", "AUROC loss baseline", "AUROC Eq. 3 R", "AUROC purification gap", "wall s", "bars"]
     lines = []
@@ -123,7 +123,7 @@ def table(rows: dict[str, dict]) -> str:
         if m["no_defense"]["asr"] is not None and m["no_defense"]["asr"] < STRONG_ATTACK:
             cells[0] += " (weak)"
         aucs = [auroc(m["detection"], k) for k in ("suspicion", "loss_baseline", "robustness", "gap")]
-        lines.append([name, *cells, *aucs, f"{m['benchmark']['dvc_repro_seconds']:.0f}", verdict(m, ROWS[name])])
+        lines.append([name + (" †" if stale(m, config) else ""), *cells, *aucs, f"{m['benchmark']['dvc_repro_seconds']:.0f}", verdict(m, ROWS[name])])
     return markdown_table(header, lines)
 
 
@@ -132,7 +132,7 @@ def detection_seconds(m: dict) -> float:
     return sum(m["wall_seconds"].get(st.name, 0.0) for st in STAGES if st.only_for or st.runs_method)
 
 
-def methods_table(rows: dict[str, dict]) -> str:
+def methods_table(rows: dict[str, dict], config: dict) -> str:
     """One line per attack x method; rows are keyed "attack / method"."""
     header = ["attack", "method", "no-defense ACC / ASR / RA", "method's model ACC / ASR / RA", "final ACC / ASR / RA", "paper ACC / ASR"]
     header += ["precision", "recall", "FPR", "AUROC suspicion", "AUROC loss baseline", "inferred target", "detection s", "wall s", "bars"]
@@ -143,7 +143,7 @@ def methods_table(rows: dict[str, dict]) -> str:
         d = m["detection"]
         own = m.get("purified", m.get("enhanced"))
         target = m.get("method", {}).get("target", "")
-        lines.append([attack, method, cell(m["no_defense"]), cell(own), cell(m["defended"]), PAPER.get(method, {}).get(attack, ""),
+        lines.append([attack + (" †" if stale(m, config) else ""), method, cell(m["no_defense"]), cell(own), cell(m["defended"]), PAPER.get(method, {}).get(attack, ""),
                       pct(d.get("precision")), pct(d.get("recall")), pct(d.get("fpr")), auroc(d, "suspicion"), auroc(d, "loss_baseline"),
                       target, f"{detection_seconds(m):.0f}", f"{m['benchmark']['dvc_repro_seconds']:.0f}", verdict(m, ROWS[attack])])
     return markdown_table(header, lines)
@@ -158,10 +158,12 @@ def write(dataset: str, doc: dict, out: Path) -> None:
         f"One config for every row: `params.yaml` with these overrides: `{json.dumps(doc['overrides'])}`; "
         "each attack at its paper defaults (`attack:` section), rate 5 %, target 1.\n"
         f"Bars (issue 17), on {'the final model' if methods else 'the defended model'}: {BARS}. "
-        f"(weak): the attack itself reaches < {STRONG_ATTACK:.0%} ASR without defense.\n\n"
+        f"(weak): the attack itself reaches < {STRONG_ATTACK:.0%} ASR without defense."
+        + (" †: measured under an earlier params.yaml than this one (the JSON keeps it); re-run it with --rows." if any(stale(m, doc["config"]) for m in doc["rows"].values()) else "")
+        + "\n\n"
         + (f"Methods: {', '.join(methods)}, each with its params.yaml section as committed. RA: robust accuracy (PGD-7, 6/255). "
            "Method's model: PBE's and PUD's purified model; AdvrBD's backdoor-enhanced model E, whose high ASR is by design. "
-           "Detection s: the method's own stages. Paper: PBE's own CIFAR-10 figures (a different dataset and model: for scale, not a bar).\n\n" + methods_table(doc["rows"]) if methods else table(doc["rows"]))
+           "Detection s: the method's own stages. Paper: PBE's own CIFAR-10 figures (a different dataset and model: for scale, not a bar).\n\n" + methods_table(doc["rows"], doc["config"]) if methods else table(doc["rows"], doc["config"]))
     )
 
 
@@ -214,7 +216,7 @@ def main() -> None:
             doc["rows"][key] = run_scenario(proj.name, scenario, args.workdir, f"{command} --rows '{row}'")
             doc["rows"] = {k: doc["rows"][k] for k in keys if k in doc["rows"]}
             write(args.dataset, doc, out)
-            print((methods_table if method else table)({key: doc["rows"][key]}), flush=True)
+            print((methods_table if method else table)({key: doc["rows"][key]}, doc["config"]), flush=True)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,7 @@ def run_scenario(name: str, overrides: dict, workdir: Path, command: str) -> dic
         "dvc_repro_seconds": round(wall, 1),
         "noop_repro_seconds": round(noop_wall, 2),
         "noop_ran_nothing": "Running stage" not in noop.stdout,
+        "defaults": yaml.safe_load((REPO / "params.yaml").read_text()),  # the params.yaml the overrides apply to
         "machine": machine(),
         "command": command,
     }

@@ -5,7 +5,7 @@ import sys
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-from grid import ROWS, verdict  # noqa: E402
+from grid import ROWS, stale, verdict  # noqa: E402
 
 
 def row(asr=0.001, oracle_asr=0.001, acc=0.91, oracle_acc=0.91, recall=0.999, fpr=0.01, dropped=0.005, no_defense_acc=0.91):
@@ -33,3 +33,10 @@ def test_the_clean_row_bounds_what_is_dropped_and_the_accuracy_lost():
     clean = ROWS["clean (no attack)"]
     assert verdict(row(asr=None, oracle_asr=None, recall=None, fpr=0.03), clean) == "pass"
     assert verdict(row(asr=None, oracle_asr=None, dropped=0.0124, acc=0.9074, no_defense_acc=0.9133), clean) == "**FAIL** (dropped, ACC)"
+
+
+def test_a_row_measured_under_another_params_yaml_is_marked_stale():
+    params = {"identify": {"threshold": 1.25}}
+    assert not stale({"benchmark": {"defaults": params}}, params)
+    assert stale({"benchmark": {"defaults": {"identify": {"threshold": 1.5}}}}, params)
+    assert stale({"benchmark": {}}, params)  # rows from before rows recorded their params.yaml
