@@ -41,12 +41,14 @@ def rescue_thresholds(held_out_logits: torch.Tensor, held_out_labels: np.ndarray
     return np.array([np.quantile(p_label[held_out_labels == k], quantile) if (held_out_labels == k).any() else pooled for k in range(num_classes)])
 
 
-def decide(clean_logits: torch.Tensor, labels: np.ndarray, suspected: np.ndarray, min_confidence: float, rescue_at) -> Decisions:
+def decide(clean_logits: torch.Tensor, labels: np.ndarray, suspected: np.ndarray, min_confidence: float, rescue_at, relabel: bool) -> Decisions:
     """Eq. 5: suspected samples take the clean model's label. The clean model never trained on
     a suspected sample, so it judges it as held-out data: when it predicts the given label with
     at least `rescue_at` (a probability, or one per sample) the suspicion was a false alarm and
     the sample is kept. When it is unsure, or only weakly agrees with the given label, the
-    sample is dropped rather than guessed."""
+    sample is dropped rather than guessed. Without `relabel`, a sample it confidently assigns
+    another class is dropped too, its label left in `new_label` as a suggestion for a reviewer:
+    a wrong relabel puts a label the data owner never gave into training."""
     prob = F.softmax(clean_logits.float(), 1)
     conf, pred = (t.numpy() for t in prob.max(1))
     pred = pred.astype(np.int64)
@@ -56,10 +58,10 @@ def decide(clean_logits: torch.Tensor, labels: np.ndarray, suspected: np.ndarray
     new_label = labels.copy()
     rescued = suspected & agrees & (conf >= rescue_at)
     reason[rescued] = "suspected; clean model predicts the given label as it does held-out clean samples"
-    relabel = suspected & ~agrees & (conf >= min_confidence)
-    decision[relabel], new_label[relabel] = "relabel", pred[relabel]
-    reason[relabel] = "suspected; clean model predicts another label"
-    drop = suspected & ~rescued & ~relabel
+    other = suspected & ~agrees & (conf >= min_confidence)
+    decision[other], new_label[other] = "relabel" if relabel else "drop", pred[other]
+    reason[other] = "suspected; clean model predicts another label" + ("" if relabel else " (new_label), for a reviewer to accept")
+    drop = suspected & ~rescued & ~other
     decision[drop] = "drop"
     reason[drop] = np.where(agrees[drop], "suspected; clean model only weakly predicts the given label", "suspected; clean model unsure")
     return Decisions(decision.astype(str), new_label, conf.astype(np.float64), reason.astype(str), np.full(len(labels), "method"))

@@ -112,7 +112,8 @@ def render_review(data: str | Path, top: int, class_name: str | None, by: str = 
             Text(row["sample_id"]),
             Text(classes[row["label"]]),
             row["decision"],
-            Text(classes[row["new_label"]]) if row["decision"] == "relabel" else "",
+            # A dropped sample's other label is the clean model's suggestion.
+            Text(classes[row["new_label"]]) if row["new_label"] != row["label"] else "",
             f"{row['confidence']:.2f}",
             *(f"{row[c]:.2f}" for c in shown),
         ]

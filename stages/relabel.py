@@ -29,7 +29,7 @@ def run(cfg, paths) -> None:
     logits = predict(model, data.x)
     rescue_at = rescue_thresholds(logits[torch.from_numpy(held)], said.label[held], len(classes), rel.rescue_quantile)
     log("relabel: rescue thresholds per class (held-out p(y) quantile): " + ", ".join(f"{c} {t:.3f}" for c, t in zip(classes, rescue_at)))
-    method = decide(logits, labels, suspected, rel.min_confidence, rescue_at[labels])
+    method = decide(logits, labels, suspected, rel.min_confidence, rescue_at[labels], rel.auto_relabel)
     dec = overrule(method, said)
     df = pl.DataFrame(
         {

@@ -92,7 +92,7 @@ def test_decide_cases():
     ]
     labels = np.array([0, 0, 2, 1, 0, 2, 2])
     suspected = np.array([False, False, True, True, True, True, True])
-    d = decide(_logits_with(probs), labels, suspected, min_confidence=0.5, rescue_at=0.85)
+    d = decide(_logits_with(probs), labels, suspected, min_confidence=0.5, rescue_at=0.85, relabel=True)
     assert d.decision.tolist() == ["keep", "keep", "keep", "relabel", "drop", "relabel", "drop"]
     assert d.new_label.tolist() == [0, 0, 2, 0, 0, 1, 2]
     np.testing.assert_allclose(d.confidence, [0.9, 0.8, 0.9, 0.7, 0.4, 0.55, 0.8], rtol=1e-5)
@@ -102,19 +102,25 @@ def test_decide_cases():
     assert "weakly" in d.reason[6] and "weakly" not in d.reason[4]
     # the input labels are not modified
     assert labels.tolist() == [0, 0, 2, 1, 0, 2, 2]
+    # Without relabelling, what would be relabelled is dropped, the clean model's label kept as
+    # a reviewer's suggestion; every other decision is the same.
+    off = decide(_logits_with(probs), labels, suspected, min_confidence=0.5, rescue_at=0.85, relabel=False)
+    assert off.decision.tolist() == ["keep", "keep", "keep", "drop", "drop", "drop", "drop"]
+    assert off.new_label.tolist() == d.new_label.tolist()
+    assert "for a reviewer to accept" in off.reason[3] and off.reason[3] == off.reason[5] != off.reason[4]
 
 
 def test_decide_confidence_boundaries():
     probs = [[0.5, 0.25, 0.25], [0.49, 0.26, 0.25]]
     # softmax runs in float32, so 0.5 may land a hair below 0.5: test just under it
     logits = _logits_with(probs)
-    d = decide(logits, np.array([1, 1]), np.array([True, True]), min_confidence=0.495, rescue_at=0.9)
+    d = decide(logits, np.array([1, 1]), np.array([True, True]), min_confidence=0.495, rescue_at=0.9, relabel=True)
     assert d.decision.tolist() == ["relabel", "drop"]
-    d = decide(logits, np.array([1, 1]), np.array([True, True]), min_confidence=0.0, rescue_at=0.9)
+    d = decide(logits, np.array([1, 1]), np.array([True, True]), min_confidence=0.0, rescue_at=0.9, relabel=True)
     assert d.decision.tolist() == ["relabel", "relabel"]
     assert d.new_label.tolist() == [0, 0]
     # the same samples under their predicted label: rescued only from rescue_at up
-    d = decide(logits, np.array([0, 0]), np.array([True, True]), min_confidence=0.0, rescue_at=0.495)
+    d = decide(logits, np.array([0, 0]), np.array([True, True]), min_confidence=0.0, rescue_at=0.495, relabel=True)
     assert d.decision.tolist() == ["keep", "drop"]
 
 
@@ -125,7 +131,7 @@ def test_decide_random_against_rule():
     labels = rng.integers(0, k, n)
     suspected = rng.random(n) < 0.5
     rescue_at = rng.uniform(0.3, 0.9, n)  # one threshold per sample, as relabel passes them
-    d = decide(logits, labels, suspected, min_confidence=0.45, rescue_at=rescue_at)
+    d = decide(logits, labels, suspected, min_confidence=0.45, rescue_at=rescue_at, relabel=True)
     p = torch.softmax(logits, 1).numpy()
     pred, conf = p.argmax(1), p.max(1)
     for i in range(n):
@@ -163,7 +169,7 @@ def test_a_class_the_clean_model_finds_hard_rescues_at_a_lower_probability():
     np.testing.assert_allclose(t, [0.95, 0.4], rtol=1e-6)
     suspects = _logits_with([[0.7, 0.3], [0.3, 0.7]])
     labels = np.array([0, 1])
-    d = decide(suspects, labels, np.array([True, True]), min_confidence=0.5, rescue_at=t[labels])
+    d = decide(suspects, labels, np.array([True, True]), min_confidence=0.5, rescue_at=t[labels], relabel=False)
     assert d.decision.tolist() == ["drop", "keep"]
 
 

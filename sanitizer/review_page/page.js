@@ -73,7 +73,7 @@ function card(s) {
   if (s.poison) c.append(el("span", "poison", "poison"));
   const mine = choices.get(s.id);
   const what = mine ? "you: " + mine.decision + (mine.decision === "relabel" ? " → " + D.classes[mine.label] : "")
-    : s.decision + (s.decision === "relabel" ? " → " + D.classes[s.new_label] : "");
+    : s.decision + (s.new_label === s.label ? "" : s.decision === "relabel" ? " → " + D.classes[s.new_label] : " (clean model: " + D.classes[s.new_label] + ")");
   c.append(el("div", what, "line"));
   c.append(el("div", "confidence " + fmt(s.confidence), "line"));
   c.append(el("div", D.signals[rank()] + " " + fmt(s.signals[rank()]), "line"));
@@ -117,7 +117,7 @@ function openDetail(s) {
   const t = document.getElementById("d-fields");
   t.replaceChildren();
   const rows = [["sample id", s.id], ["given label", D.classes[s.label]], ["decision", s.decision],
-    ["new label", s.decision === "relabel" ? D.classes[s.new_label] : ""], ["confidence", fmt(s.confidence)],
+    [s.decision === "relabel" ? "new label" : "clean model's label", s.new_label !== s.label ? D.classes[s.new_label] : ""], ["confidence", fmt(s.confidence)],
     ["reason", s.reason], ["source", s.source]];
   D.signals.forEach((name, i) => rows.push([name, fmt(s.signals[i])]));
   if (D.has_truth) rows.push(["poison (benchmark truth)", s.poison ? "yes" : "no"]);
