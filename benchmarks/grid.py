@@ -114,6 +114,10 @@ def stale(m: dict, config: dict) -> bool:
     return m["benchmark"].get("defaults") != config
 
 
+def marked(name: str, m: dict, config: dict) -> str:
+    return name + (" †" if stale(m, config) else "")
+
+
 def table(rows: dict[str, dict], config: dict) -> str:
     header = ["attack", "no-defense ACC / ASR", "oracle ACC / ASR", "AdvrBD ACC / ASR", "precision", "recall", "FPR"]
     header += ["AUROC AdvrBD", "AUROC loss baseline", "AUROC Eq. 3 R", "AUROC purification gap", "wall s", "bars"]
@@ -123,7 +127,7 @@ def table(rows: dict[str, dict], config: dict) -> str:
         if m["no_defense"]["asr"] is not None and m["no_defense"]["asr"] < STRONG_ATTACK:
             cells[0] += " (weak)"
         aucs = [auroc(m["detection"], k) for k in ("suspicion", "loss_baseline", "robustness", "gap")]
-        lines.append([name + (" †" if stale(m, config) else ""), *cells, *aucs, f"{m['benchmark']['dvc_repro_seconds']:.0f}", verdict(m, ROWS[name])])
+        lines.append([marked(name, m, config), *cells, *aucs, f"{m['benchmark']['dvc_repro_seconds']:.0f}", verdict(m, ROWS[name])])
     return markdown_table(header, lines)
 
 
@@ -143,7 +147,7 @@ def methods_table(rows: dict[str, dict], config: dict) -> str:
         d = m["detection"]
         own = m.get("purified", m.get("enhanced"))
         target = m.get("method", {}).get("target", "")
-        lines.append([attack + (" †" if stale(m, config) else ""), method, cell(m["no_defense"]), cell(own), cell(m["defended"]), PAPER.get(method, {}).get(attack, ""),
+        lines.append([marked(attack, m, config), method, cell(m["no_defense"]), cell(own), cell(m["defended"]), PAPER.get(method, {}).get(attack, ""),
                       pct(d.get("precision")), pct(d.get("recall")), pct(d.get("fpr")), auroc(d, "suspicion"), auroc(d, "loss_baseline"),
                       target, f"{detection_seconds(m):.0f}", f"{m['benchmark']['dvc_repro_seconds']:.0f}", verdict(m, ROWS[attack])])
     return markdown_table(header, lines)
