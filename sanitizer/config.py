@@ -247,6 +247,11 @@ class PartitionConfig:
     # many MAD anomaly indexes above the median class.
     target_gap: Annotated[float, Range(0.0, 100.0)] = 2.0
     min_anomaly: Annotated[float, Range(0.0, 1e6)] = 10.0
+    # Activation-cluster filter; null = off. A class whose suspect activations split into two
+    # clusters further apart than other classes' (MAD anomaly index above this; 3.5 is Iglewicz
+    # and Hoaglin's outlier cut) is a suspected target, and its smaller cluster is barred from D_s.
+    cluster_anomaly: Annotated[float | None, Range(0.0, 1e6)] = 3.5
+    cluster_dims: Annotated[int, Range(1, 4096)] = 10  # principal components the split is made in
 
 
 @section("enhance")

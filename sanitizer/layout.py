@@ -65,7 +65,7 @@ STAGES = (
     Stage("train_oracle", ("model", "train"), ("store", "truth"), ("oracle",)),
     # AdvrBD's own stages, cached one by one: changing the partition rate re-runs only what follows.
     Stage("score", ("method", "model", "score", "purify"), ("store", "suspect"), ("scores",), only_for="advrbd", ranks=True),
-    Stage("partition", ("method", "partition"), ("store", "scores"), ("partition",), only_for="advrbd"),
+    Stage("partition", ("method", "model", "partition"), ("store", "suspect", "scores"), ("partition",), only_for="advrbd"),
     Stage("enhance", ("method", "model", "train", "enhance"), ("store", "suspect", "partition"), ("rounds", "enhanced", "snapshots"), only_for="advrbd"),
     Stage("identify", ("method", "identify"), ("rounds",), ("identify",), only_for="advrbd"),
     # The method-neutral hand-over: every stage after it reads only suspicion.parquet. It reads

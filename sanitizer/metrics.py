@@ -1,4 +1,5 @@
-"""Detection metrics against ground truth; numpy only."""
+"""Detection metrics against ground truth, and the MAD anomaly index the methods compare
+classes by; numpy only."""
 
 from __future__ import annotations
 
@@ -59,3 +60,10 @@ def detection(flagged: np.ndarray, is_poison: np.ndarray) -> dict:
         "true_positives": tp,
         "false_positives": fp,
     }
+
+
+def mad_anomaly(values: np.ndarray, floor: float) -> np.ndarray:
+    """How many robust standard deviations (1.4826 MAD, at least `floor`) each value lies
+    above the median: the outlier test Neural Cleanse applies to per-class statistics."""
+    median = np.median(values)
+    return (values - median) / max(1.4826 * np.median(np.abs(values - median)), floor)

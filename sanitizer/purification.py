@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .config import PurifyConfig
+from .metrics import mad_anomaly
 from .progress import progress_bar
 from .steps import adversarial, batches, descent, num_batches, sgd, step, tuning_lr
 from .training import log_prob_at_label, to_float
@@ -60,7 +61,5 @@ def class_anomaly(gap: np.ndarray, labels: np.ndarray, num_classes: int, level: 
     binomial noise of the median share, so classes with almost no high gaps do not divide by 0."""
     counts = np.bincount(labels, minlength=num_classes)
     share = np.bincount(labels, weights=gap > level, minlength=num_classes) / np.maximum(counts, 1)
-    median = np.median(share)
-    n = np.median(counts)
-    noise = np.sqrt(max(median, 1 / n) / n)
-    return (share - median) / max(1.4826 * np.median(np.abs(share - median)), noise)
+    median, n = np.median(share), np.median(counts)
+    return mad_anomaly(share, np.sqrt(max(median, 1 / n) / n))

@@ -8,9 +8,10 @@ import torch
 from conftest import needs_fashion_mnist, write_params
 
 from sanitizer.layout import Paths
-from sanitizer.methods.clustering import cluster_scores
+from sanitizer.methods.clustering import cluster_scores, separation
 from sanitizer.methods.confident import fold_of
 from sanitizer.methods.spectral import class_scores, top_per_class
+from sanitizer.metrics import mad_anomaly
 from sanitizer.pipeline import run_stage
 
 
@@ -46,6 +47,25 @@ def test_clustering_splits_the_poisoned_class_and_leaves_a_clean_one_whole():
     # The clean class splits near the middle, which the size rule does not call a backdoor.
     assert share[labels == 1][0] > 0.35
     assert margin[is_poison].min() > margin[(labels == 0) & ~is_poison].max()
+
+
+def test_separation_singles_out_the_class_that_holds_two_populations():
+    # Five classes of one Gaussian each; class 3 also holds a far population (the poisons).
+    g = torch.Generator().manual_seed(1)
+    blobs = [torch.randn(120, 8, generator=g) + 4 * k for k in range(5)]
+    far = torch.randn(40, 8, generator=g) + 4 * 3 + torch.tensor([9.0] + [0.0] * 7)
+    features = torch.cat([*blobs, far])
+    labels = np.array([k for k in range(5) for _ in range(120)] + [3] * 40)
+    sep, small = separation(features, labels, 6, dims=4)  # class 5 has no sample
+    assert sep[5] == 0 and np.argmax(sep) == 3
+    anomaly = mad_anomaly(sep[:5], 1e-12)
+    assert anomaly[3] > 3.5 and (np.delete(anomaly, 3) < 3.5).all()
+    assert np.array_equal(np.flatnonzero(small & (labels == 3)), np.arange(600, 640))  # exactly the far ones
+    # A clean class splits into two halves, not into a far minority.
+    assert all(0.3 < small[labels == k].mean() <= 0.5 for k in (0, 1, 2, 4))
+    # The split, and so the verdict, is the same on every run.
+    sep2, small2 = separation(features, labels, 6, dims=4)
+    assert np.array_equal(sep, sep2) and np.array_equal(small, small2)
 
 
 def test_folds_are_even_seeded_and_cover_every_sample():

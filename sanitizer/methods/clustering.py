@@ -38,6 +38,15 @@ def two_means(points: torch.Tensor, iterations: int = 100) -> np.ndarray:
     return assign if (assign == 1).sum() <= (assign == 0).sum() else 1 - assign
 
 
+def split(features: torch.Tensor, dims: int) -> tuple[np.ndarray, torch.Tensor, torch.Tensor]:
+    """One class's activations in `dims` principal components, split by 2-means: per sample
+    whether it is in the smaller cluster, the points, and the larger and smaller centre."""
+    points = reduce(features, min(dims, len(features) - 1))
+    small = two_means(points) == 1
+    centres = torch.stack([points[torch.from_numpy(small == c)].mean(0) for c in (False, True)])
+    return small, points, centres
+
+
 def cluster_scores(features: torch.Tensor, labels: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per sample: its margin toward its class's smaller cluster (d_large - d_small over their
     sum, in [-1, 1]), whether it is in that cluster, and that cluster's share of the class."""
@@ -46,14 +55,30 @@ def cluster_scores(features: torch.Tensor, labels: np.ndarray, dims: int) -> tup
         rows = np.flatnonzero(labels == k)
         if len(rows) < 2:
             continue
-        points = reduce(features[rows], min(dims, len(rows) - 1))
-        assign = two_means(points)
-        centres = torch.stack([points[torch.from_numpy(assign == c)].mean(0) for c in (0, 1)])
+        small[rows], points, centres = split(features[rows], dims)
         d = torch.cdist(points, centres).numpy()
         margin[rows] = (d[:, 0] - d[:, 1]) / np.maximum(d[:, 0] + d[:, 1], 1e-12)
-        small[rows] = assign == 1
-        share[rows] = (assign == 1).mean()
+        share[rows] = small[rows].mean()
     return margin, small, share
+
+
+def separation(features: torch.Tensor, labels: np.ndarray, num_classes: int, dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per class, how far apart its two activation clusters lie: the squared distance between
+    their centres over a sample's mean squared distance to its own centre (0 for a class too
+    small to split); and per sample, whether it is in its class's smaller cluster. A clean class
+    splits into two neighbouring halves; a dirty-label target class holds two populations,
+    its own images and the poisons the trigger carried into it, far apart."""
+    sep, small = np.zeros(num_classes), np.zeros(len(labels), dtype=bool)
+    for k in range(num_classes):
+        rows = np.flatnonzero(labels == k)
+        if len(rows) < 3:
+            continue
+        small[rows], points, centres = split(features[rows], dims)
+        if not small[rows].any():  # identical activations: nothing to split
+            continue
+        spread = ((points - centres[torch.from_numpy(small[rows]).long()]) ** 2).sum(1).mean()
+        sep[k] = float(((centres[0] - centres[1]) ** 2).sum() / spread.clamp_min(1e-12))
+    return sep, small
 
 
 @METHODS.register("clustering")

@@ -32,18 +32,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..metrics import mad_anomaly
 from ..progress import log, progress_bar
 from ..steps import adversarial, ascent, batches, ema_update, num_batches, sgd, step, tuning_lr
 from ..training import predict, to_float
 from .base import METHODS, Detection, Inputs, Method
 from .pbe import adversarial_batches, agreement, fine_tune, purified_flags, random_subset, top_share
-
-
-def mad_anomaly(values: np.ndarray, floor: float) -> np.ndarray:
-    """How many robust standard deviations (1.4826 MAD, at least `floor`) each value lies
-    above the median."""
-    median = np.median(values)
-    return (values - median) / max(1.4826 * np.median(np.abs(values - median)), floor)
 
 
 def landing_shares(suspect, images, labels, num_classes: int, cfg, generator) -> tuple[np.ndarray, int]:
