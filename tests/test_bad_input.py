@@ -285,7 +285,7 @@ CASES = [
     Case("truncated model file", damage("suspect", chain(write_model(2), truncate)), error=r"model.pt is damaged or not a model file.*re-run", stage="score"),
     Case("a file that is not a model", damage("suspect", garbage), error=r"model.pt is damaged or not a model file", stage="score"),
     Case("model for another number of classes", damage("suspect", write_model(3)), error=r"model.pt does not fit this store's images and classes", stage="score"),
-    Case("truncated manifest", damage("scores", chain(foreign_manifest("score", {"score": 0.0, "loss": 0.0, "gap": 0.0}), truncate)), error=r"scores.parquet is damaged or not a Parquet file", stage="partition"),
+    Case("truncated manifest", damage("scores", chain(foreign_manifest("score", {"score": 0.0, "loss": 0.0, "gap": 0.0}), truncate)), error=r"scores.parquet is damaged or not a Parquet file", stage="partition", before=("train_suspect",)),
     Case("manifest from another run", damage("partition", foreign_manifest("partition", {"subset": "seed"})), error=r"partition.parquet does not match the sample store's train split", stage="enhance", before=("train_suspect",)),
     Case("decisions from another run", damage("decisions", foreign_manifest("relabel", {"label": 0, "decision": "keep", "new_label": 0, "confidence": 1.0, "reason": "r", "source": "method", "method_decision": "keep"}), also_ran=EVALUATE_READS), error=r"decisions.parquet does not match", stage="evaluate"),
     Case("truncated image shard", damage("store", shard), error="damaged image shard", stage="train_suspect"),
