@@ -84,7 +84,7 @@ def test_partition_leaves_ineligible_samples_out_of_the_seed():
 
 
 def test_partition_with_no_eligible_seed_is_a_clear_error():
-    with pytest.raises(SanitizerError, match="no sample may seed D_s.*partition.max_gap"):
+    with pytest.raises(SanitizerError, match="no sample may seed D_s.*partition.max_gap, partition.cluster_anomaly"):
         partition(np.zeros(10), np.arange(10.0), 0.2, by="loss", eligible=np.arange(10) < 8)
 
 

@@ -57,7 +57,7 @@ def partition(robustness: np.ndarray, loss: np.ndarray, rate: float, by: str = "
     if eligible is not None:
         seed &= eligible
         if not seed.any():
-            raise SanitizerError("no sample may seed D_s: every trusted sample is barred by its purification gap (partition.max_gap)")
+            raise SanitizerError("no sample may seed D_s: every trusted sample is barred (partition.max_gap, partition.cluster_anomaly); raise partition.rate or switch a filter off")
     return seed
 
 
