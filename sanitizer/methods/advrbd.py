@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..config import EnhanceConfig, TrainConfig
+from ..config import EnhanceConfig, PartitionConfig, TrainConfig
 from ..errors import SanitizerError
 from ..models import recipe_of
 from ..progress import log, progress_bar
@@ -59,6 +59,39 @@ def partition(robustness: np.ndarray, loss: np.ndarray, rate: float, by: str = "
         if not seed.any():
             raise SanitizerError("no sample may seed D_s: every trusted sample is barred (partition.max_gap, partition.cluster_anomaly); raise partition.rate or switch a filter off")
     return seed
+
+
+@dataclass
+class Bar:
+    """Samples one filter bars from D_s, and why: each class's MAD anomaly index by the
+    filter's signal, and the classes above its cut (the suspected targets)."""
+
+    barred: np.ndarray
+    anomaly: np.ndarray
+    targets: np.ndarray
+
+
+def bar_by_gap(gap: np.ndarray, labels: np.ndarray, num_classes: int, cfg: PartitionConfig) -> Bar:
+    """Poisons share one label, so a high purification gap is trusted only inside a class
+    where high gaps are an outlier among classes; there, samples above `max_gap` are barred."""
+    from ..purification import class_anomaly
+
+    anomaly = class_anomaly(gap, labels, num_classes, cfg.target_gap)
+    targets = np.flatnonzero(anomaly > cfg.min_anomaly)
+    return Bar(np.isin(labels, targets) & (gap > cfg.max_gap), anomaly, targets)
+
+
+def bar_by_clusters(features, labels: np.ndarray, num_classes: int, cfg: PartitionConfig) -> Bar:
+    """A dirty-label target class holds two populations, its own images and the poisons, so
+    its suspect activations split into two clusters unusually far apart; the smaller one is
+    barred. A clean class splits into two neighbouring halves."""
+    from ..metrics import mad_anomaly
+    from .clustering import separation
+
+    sep, small = separation(features, labels, num_classes, cfg.cluster_dims)
+    anomaly = mad_anomaly(sep, 1e-12)
+    targets = np.flatnonzero(anomaly > cfg.cluster_anomaly)
+    return Bar(np.isin(labels, targets) & small, anomaly, targets)
 
 
 def enhance_epochs(model, images, labels, in_seed: np.ndarray, cfg: EnhanceConfig, desc: str) -> None:
@@ -169,7 +202,10 @@ class AdvrBD(Method):
             suspicion=ident["consistency"].to_numpy(),
             suspected=ident["suspected"].to_numpy(),
             signals=signals,
-            # Classes the partition's opt-in purification-gap filter suspected as targets.
-            summary={"suspected_targets": meta_value(paths.partition, "suspected_targets", default=[])},
+            # Classes partition's filters suspected as backdoor targets, and by which signal.
+            summary={
+                "suspected_targets": meta_value(paths.partition, "suspected_targets", default=[]),
+                "suspected_by": meta_value(paths.partition, "suspected_by", default={}),
+            },
             models={"enhanced": inputs.data.load(paths.enhanced)},
         )
