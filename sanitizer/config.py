@@ -361,30 +361,19 @@ class PUDConfig:
     seed: Seed = 0
 
 
-@section("train_clean")
-class TrainCleanConfig:
-    # Share of the identified-clean samples the clean model does not train on: relabel sees how
-    # it judges clean samples it never saw, per class, and rescues the false alarms it judges
-    # alike. Relabel's fine-tune trains on them.
-    holdout: Annotated[float, Range(0.0, 0.5, open_lo=True)] = 0.1
-    seed: Seed = 0
-
-
 @section("relabel")
 class RelabelConfig:
     # Fine-tuning on clean + relabelled samples (Eq. 5).
     epochs: Annotated[int, Range(1, 1000)] = 2
     lr: Rate | None = None  # null = the architecture's fine-tuning rate (models.Recipe.tune_lr)
-    # Suspected samples the clean model labels with less confidence than this are dropped.
+    # A suspected sample the clean model labels with at least this confidence is judged by that
+    # label: kept when it is the given one (a false alarm), dropped (or relabelled) when not.
+    # Below it, the clean model is unsure and the sample is dropped.
     min_confidence: Fraction = 0.5
     # Relabel the suspected samples the clean model confidently puts in another class (Eq. 5), or
     # drop them with its label as a reviewer's suggestion. Off: on Fashion-MNIST Blend a quarter
     # of its relabels were wrong, and dropping them raised the defended ACC on three of three rows.
     auto_relabel: bool = False
-    # A suspected sample is a false alarm, and kept, when the clean model predicts its label and
-    # gives it a probability no lower than this quantile of its class's held-out samples
-    # ([train_clean].holdout): the clean model judges it like clean data it never saw.
-    rescue_quantile: Annotated[float, Range(0.0, 0.5)] = 0.05
 
 
 @section("evaluate")

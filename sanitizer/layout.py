@@ -26,7 +26,6 @@ ARTEFACTS = {
     "suspicion": "detect/suspicion.parquet",
     "method_models": "detect/models",
     "clean": "train_clean/model.pt",
-    "holdout": "train_clean/holdout.parquet",
     "decisions": "relabel/decisions.parquet",
     "defended": "relabel/model.pt",
     "metrics": "evaluate/metrics.json",
@@ -73,8 +72,8 @@ STAGES = (
     Stage("detect", ("method", "model", "train"), ("store", "suspect", "scores", "partition", "identify", "enhanced"), ("suspicion", "method_models"), runs_method=True),
     # A person's reviews win over the method in both: the clean model trains on what they kept
     # and relabelled, never on what they dropped, and the decisions carry their word.
-    Stage("train_clean", ("model", "train", "train_clean"), ("store", "suspicion", "reviews"), ("clean", "holdout")),
-    Stage("relabel", ("model", "train", "relabel"), ("store", "suspicion", "clean", "holdout", "reviews"), ("decisions", "defended")),
+    Stage("train_clean", ("model", "train"), ("store", "suspicion", "reviews"), ("clean",)),
+    Stage("relabel", ("model", "train", "relabel"), ("store", "suspicion", "clean", "reviews"), ("decisions", "defended")),
     Stage(
         "evaluate",
         ("model", "evaluate"),

@@ -1,6 +1,6 @@
 """Stage `relabel`: relabel suspected samples with the clean model, keep the false alarms it
-judges like held-out clean samples of their class, drop what it is unsure of (Eq. 5), let a
-person's reviews overrule that, and fine-tune on the rest. Writes decisions.parquet, one
+predicts with their given label, drop what it is unsure of (Eq. 5), let a person's reviews
+overrule that, and fine-tune on the rest. Writes decisions.parquet, one
 keep / drop / relabel decision per train sample, with its source (method or review)."""
 
 import numpy as np
@@ -13,9 +13,8 @@ def run(cfg, paths) -> None:
     import torch
 
     from sanitizer import reviews
-    from sanitizer.decisions import decide, overrule, rescue_thresholds
+    from sanitizer.decisions import decide, overrule
     from sanitizer.manifest import read_aligned, write_manifest
-    from sanitizer.progress import log
     from sanitizer.steps import tuning_lr
     from sanitizer.training import TrainSet, fit, predict, save_model
 
@@ -23,13 +22,9 @@ def run(cfg, paths) -> None:
     rel = cfg["relabel"]
     ids, labels, classes = data.split.sample_ids, data.split.labels, data.store.classes
     suspected = read_aligned(paths.suspicion, ["suspected"], ids)["suspected"].to_numpy()
-    held = read_aligned(paths.holdout, ["held_out"], ids)["held_out"].to_numpy()
     model = data.load(paths.clean)
     said = reviews.load(paths.reviews, ids, labels, classes)
-    logits = predict(model, data.x)
-    rescue_at = rescue_thresholds(logits[torch.from_numpy(held)], said.label[held], len(classes), rel.rescue_quantile)
-    log("relabel: rescue thresholds per class (held-out p(y) quantile): " + ", ".join(f"{c} {t:.3f}" for c, t in zip(classes, rescue_at)))
-    method = decide(logits, labels, suspected, rel.min_confidence, rescue_at[labels], rel.auto_relabel)
+    method = decide(predict(model, data.x), labels, suspected, rel.min_confidence, rel.auto_relabel)
     dec = overrule(method, said)
     df = pl.DataFrame(
         {

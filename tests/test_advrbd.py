@@ -1,4 +1,3 @@
-import math
 
 import numpy as np
 import pytest
@@ -6,8 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from sanitizer.config import config
-from sanitizer.decisions import decide, holdout_mask, rescue_thresholds
-from sanitizer.errors import SanitizerError
+from sanitizer.decisions import decide
 from sanitizer.methods.advrbd import consistency, enhance_epochs, identify, partition
 from sanitizer.models import build_model
 
@@ -88,24 +86,25 @@ def test_decide_cases():
         [0.7, 0.2, 0.1],  # 3: suspected, label 1, confident 0 -> relabel to 0
         [0.3, 0.3, 0.4],  # 4: suspected, label 0, unsure -> drop
         [0.2, 0.55, 0.25],  # 5: suspected, label 2, conf 0.55 >= 0.5 -> relabel to 1
-        [0.1, 0.1, 0.8],  # 6: suspected, agrees but only at 0.8 < 0.9 -> drop
+        [0.35, 0.1, 0.55],  # 6: suspected, agrees (label 2) at 0.55 >= 0.5 -> false alarm, keep
+        [0.3, 0.25, 0.45],  # 7: suspected, agrees (label 2) but at 0.45 < 0.5, unsure -> drop
     ]
-    labels = np.array([0, 0, 2, 1, 0, 2, 2])
-    suspected = np.array([False, False, True, True, True, True, True])
-    d = decide(_logits_with(probs), labels, suspected, min_confidence=0.5, rescue_at=0.85, relabel=True)
-    assert d.decision.tolist() == ["keep", "keep", "keep", "relabel", "drop", "relabel", "drop"]
-    assert d.new_label.tolist() == [0, 0, 2, 0, 0, 1, 2]
-    np.testing.assert_allclose(d.confidence, [0.9, 0.8, 0.9, 0.7, 0.4, 0.55, 0.8], rtol=1e-5)
+    labels = np.array([0, 0, 2, 1, 0, 2, 2, 2])
+    suspected = np.array([False, False, True, True, True, True, True, True])
+    d = decide(_logits_with(probs), labels, suspected, min_confidence=0.5, relabel=True)
+    assert d.decision.tolist() == ["keep", "keep", "keep", "relabel", "drop", "relabel", "keep", "drop"]
+    assert d.new_label.tolist() == [0, 0, 2, 0, 0, 1, 2, 2]
+    np.testing.assert_allclose(d.confidence, [0.9, 0.8, 0.9, 0.7, 0.4, 0.55, 0.55, 0.45], rtol=1e-5)
     assert d.reason[0] == d.reason[1] == "not suspected"
-    assert "predicts the given label as it does held-out clean samples" in d.reason[2]
+    assert "predicts the given label" in d.reason[2] and d.reason[2] == d.reason[6]
     assert d.reason[3] == d.reason[5] != d.reason[4]
-    assert "weakly" in d.reason[6] and "weakly" not in d.reason[4]
+    assert d.reason[4] == d.reason[7] == "suspected; clean model unsure"
     # the input labels are not modified
-    assert labels.tolist() == [0, 0, 2, 1, 0, 2, 2]
+    assert labels.tolist() == [0, 0, 2, 1, 0, 2, 2, 2]
     # Without relabelling, what would be relabelled is dropped, the clean model's label kept as
     # a reviewer's suggestion; every other decision is the same.
-    off = decide(_logits_with(probs), labels, suspected, min_confidence=0.5, rescue_at=0.85, relabel=False)
-    assert off.decision.tolist() == ["keep", "keep", "keep", "drop", "drop", "drop", "drop"]
+    off = decide(_logits_with(probs), labels, suspected, min_confidence=0.5, relabel=False)
+    assert off.decision.tolist() == ["keep", "keep", "keep", "drop", "drop", "drop", "keep", "drop"]
     assert off.new_label.tolist() == d.new_label.tolist()
     assert "for a reviewer to accept" in off.reason[3] and off.reason[3] == off.reason[5] != off.reason[4]
 
@@ -114,13 +113,13 @@ def test_decide_confidence_boundaries():
     probs = [[0.5, 0.25, 0.25], [0.49, 0.26, 0.25]]
     # softmax runs in float32, so 0.5 may land a hair below 0.5: test just under it
     logits = _logits_with(probs)
-    d = decide(logits, np.array([1, 1]), np.array([True, True]), min_confidence=0.495, rescue_at=0.9, relabel=True)
+    d = decide(logits, np.array([1, 1]), np.array([True, True]), min_confidence=0.495, relabel=True)
     assert d.decision.tolist() == ["relabel", "drop"]
-    d = decide(logits, np.array([1, 1]), np.array([True, True]), min_confidence=0.0, rescue_at=0.9, relabel=True)
+    d = decide(logits, np.array([1, 1]), np.array([True, True]), min_confidence=0.0, relabel=True)
     assert d.decision.tolist() == ["relabel", "relabel"]
     assert d.new_label.tolist() == [0, 0]
-    # the same samples under their predicted label: rescued only from rescue_at up
-    d = decide(logits, np.array([0, 0]), np.array([True, True]), min_confidence=0.0, rescue_at=0.495, relabel=True)
+    # the same samples under their predicted label: rescued from min_confidence up
+    d = decide(logits, np.array([0, 0]), np.array([True, True]), min_confidence=0.495, relabel=True)
     assert d.decision.tolist() == ["keep", "drop"]
 
 
@@ -130,12 +129,11 @@ def test_decide_random_against_rule():
     logits = torch.tensor(rng.normal(size=(n, k)) * 3)
     labels = rng.integers(0, k, n)
     suspected = rng.random(n) < 0.5
-    rescue_at = rng.uniform(0.3, 0.9, n)  # one threshold per sample, as relabel passes them
-    d = decide(logits, labels, suspected, min_confidence=0.45, rescue_at=rescue_at, relabel=True)
+    d = decide(logits, labels, suspected, min_confidence=0.45, relabel=True)
     p = torch.softmax(logits, 1).numpy()
     pred, conf = p.argmax(1), p.max(1)
     for i in range(n):
-        if not suspected[i] or (pred[i] == labels[i] and conf[i] >= rescue_at[i]):
+        if not suspected[i] or (pred[i] == labels[i] and conf[i] >= 0.45):
             exp, new = "keep", labels[i]
         elif pred[i] != labels[i] and conf[i] >= 0.45:
             exp, new = "relabel", pred[i]
@@ -144,42 +142,6 @@ def test_decide_random_against_rule():
         assert d.decision[i] == exp, i
         assert d.new_label[i] == new, i
     assert {"keep", "relabel", "drop"} <= set(d.decision[suspected])
-
-
-def test_rescue_thresholds_are_per_class_quantiles_of_held_out_probabilities():
-    rng = np.random.default_rng(1)
-    n, k = 300, 4
-    logits = torch.tensor(rng.normal(size=(n, k)) * 2)
-    labels = rng.integers(0, 3, n)  # class 3 has no held-out sample
-    t = rescue_thresholds(logits, labels, k, 0.1)
-    p_label = torch.softmax(logits, 1).numpy()[np.arange(n), labels]
-    for c in range(3):  # brute force, class by class
-        assert np.isclose(t[c], np.quantile(p_label[labels == c], 0.1))
-    assert np.isclose(t[3], np.quantile(p_label, 0.1))  # no sample of its own: the pooled quantile
-    np.testing.assert_allclose(rescue_thresholds(logits, labels, k, 0.0)[:3], [p_label[labels == c].min() for c in range(3)], rtol=1e-6)
-    with pytest.raises(SanitizerError, match="no held-out samples"):
-        rescue_thresholds(logits[:0], labels[:0], k, 0.1)
-
-
-def test_a_class_the_clean_model_finds_hard_rescues_at_a_lower_probability():
-    # Held-out: class 0 predicted at 0.95-0.99, class 1 (hard) at 0.4-0.8. A suspect of each at
-    # p(y) = 0.7: the hard class's is a false alarm like its clean samples; the easy class's is not.
-    held = _logits_with([[0.95 + 0.01 * i, 0.05 - 0.01 * i] for i in range(5)] + [[0.6 - 0.1 * i, 0.4 + 0.1 * i] for i in range(5)])
-    t = rescue_thresholds(held, np.array([0] * 5 + [1] * 5), 2, 0.0)
-    np.testing.assert_allclose(t, [0.95, 0.4], rtol=1e-6)
-    suspects = _logits_with([[0.7, 0.3], [0.3, 0.7]])
-    labels = np.array([0, 1])
-    d = decide(suspects, labels, np.array([True, True]), min_confidence=0.5, rescue_at=t[labels], relabel=False)
-    assert d.decision.tolist() == ["drop", "keep"]
-
-
-def test_holdout_mask_is_a_seeded_share_of_the_trainable_samples():
-    trainable = np.arange(20_000) % 3 != 0
-    held = holdout_mask(trainable, 0.1, seed=0)
-    assert not (held & ~trainable).any()
-    assert abs(held[trainable].mean() - 0.1) < 0.01
-    np.testing.assert_array_equal(held, holdout_mask(trainable, 0.1, seed=0))
-    assert (held != holdout_mask(trainable, 0.1, seed=1)).any()
 
 
 def test_consistency_is_log_prob_difference():
