@@ -101,7 +101,7 @@ def build(cls, values):
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(str(k) for k in set(values) - names)
     if unknown:
-        raise SanitizerError(f"params.yaml [{cls.section}]: unknown key(s) {unknown}; known: {sorted(names)}")
+        raise SanitizerError(f"params.yaml [{cls.section}]: unknown key(s) {unknown} (misspelt, or from an older sanitizer: rename or delete them); known: {sorted(names)}")
     checked = {k: _check(v, hints[k], f"params.yaml [{cls.section}].{k}") for k, v in values.items()}
     obj = cls(**checked)
     validate = getattr(obj, "validate", None)
@@ -400,7 +400,7 @@ def load_params(path: str | Path = "params.yaml") -> dict:
         raise SanitizerError(f"{path} must be a mapping of sections (data:, train:, ...), got {type(params).__name__}")
     unknown = sorted(str(k) for k in set(params) - set(SECTIONS))
     if unknown:
-        raise SanitizerError(f"{path}: unknown section(s) {unknown}; known: {sorted(SECTIONS)}")
+        raise SanitizerError(f"{path}: unknown section(s) {unknown} (misspelt, or from an older sanitizer: rename or delete them); known: {sorted(SECTIONS)}")
     # Validate every section up front: a typo anywhere fails before any stage does work.
     for name in params:
         config(name, params)

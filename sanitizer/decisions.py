@@ -35,8 +35,8 @@ def decide(clean_logits: torch.Tensor, labels: np.ndarray, suspected: np.ndarray
     decision = np.full(len(labels), "keep", dtype=object)
     reason = np.full(len(labels), "not suspected", dtype=object)
     new_label = labels.copy()
-    rescued = sure & (pred == labels)
-    reason[rescued] = "suspected; clean model, which never trained on it, predicts the given label"
+    false_alarm = sure & (pred == labels)
+    reason[false_alarm] = "suspected; clean model, which never trained on it, predicts the given label"
     other = sure & (pred != labels)
     decision[other], new_label[other] = "relabel" if relabel else "drop", pred[other]
     reason[other] = "suspected; clean model predicts another label" + ("" if relabel else " (new_label), for a reviewer to accept")

@@ -1,4 +1,3 @@
-
 import numpy as np
 import pytest
 import torch
@@ -118,7 +117,7 @@ def test_decide_confidence_boundaries():
     d = decide(logits, np.array([1, 1]), np.array([True, True]), min_confidence=0.0, relabel=True)
     assert d.decision.tolist() == ["relabel", "relabel"]
     assert d.new_label.tolist() == [0, 0]
-    # the same samples under their predicted label: rescued from min_confidence up
+    # the same samples under their predicted label: kept from min_confidence up
     d = decide(logits, np.array([0, 0]), np.array([True, True]), min_confidence=0.495, relabel=True)
     assert d.decision.tolist() == ["keep", "drop"]
 

@@ -223,7 +223,7 @@ def test_inputs_never_mutated(variant):
 @pytest.mark.parametrize("target", [K, -1])
 def test_target_out_of_range(name, target):
     # A negative target fails with the params (its range), one past the classes with the attack.
-    message = rf"\[attack\]\.target must be in \[0, " if target < 0 else rf"\[attack\]\.target {target} is not a class index \(0\.\.{K - 1}\)"
+    message = r"\[attack\]\.target must be in \[0, " if target < 0 else rf"\[attack\]\.target {target} is not a class index \(0\.\.{K - 1}\)"
     with pytest.raises(SanitizerError, match=message):
         _attack(name=name, target=target)
 

@@ -1,7 +1,6 @@
 import subprocess
 import sys
 
-import numpy as np
 import polars as pl
 from click.testing import CliRunner
 from conftest import REPO, needs_fashion_mnist
