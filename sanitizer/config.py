@@ -251,6 +251,10 @@ class PartitionConfig:
     # clusters further apart than other classes' (MAD anomaly index above this; 3.5 is Iglewicz
     # and Hoaglin's outlier cut) is a suspected target, and its smaller cluster is barred from D_s.
     cluster_anomaly: Annotated[float | None, Range(0.0, 1e6)] = 3.5
+    # Also a suspected target: a class whose clusters lie more than this many times further apart
+    # than a Gaussian of its own principal variances would split (clean Fashion-MNIST classes
+    # 1.1-1.8; each class of an all-to-all attack 4.9-9.7); null = off.
+    cluster_contrast: Annotated[float | None, Range(1.0, 1e6)] = 3.0
     cluster_dims: Annotated[int, Range(1, 4096)] = 10  # principal components the split is made in
 
 

@@ -66,10 +66,14 @@ def test_partition_both_matches_brute_force(seed):
     np.testing.assert_array_equal(partition(r, l, 0.25, by="both"), _brute_partition(weaker, 0.25))
 
 
-def test_identify_threshold_strict():
+def test_identify_threshold_strict_and_barred_samples_suspected():
     c = np.array([-1.0, 0.5, 0.69, 0.7, 3.0])
-    np.testing.assert_array_equal(identify(c, 0.69), [False, False, False, True, True])
-    assert not identify(c, 10).any()
+    none = np.zeros(5, dtype=bool)
+    np.testing.assert_array_equal(identify(c, 0.69, none), [False, False, False, True, True])
+    assert not identify(c, 10, none).any()
+    # A sample partition barred from D_s is suspected whatever its consistency.
+    barred = np.array([True, False, False, False, False])
+    np.testing.assert_array_equal(identify(c, 0.69, barred), [True, False, False, True, True])
 
 
 def _logits_with(probs):

@@ -8,7 +8,9 @@ import torch
 from conftest import needs_fashion_mnist, write_params
 
 from sanitizer.layout import Paths
-from sanitizer.methods.clustering import cluster_scores, separation
+from sanitizer.config import config
+from sanitizer.methods.advrbd import bar_by_clusters
+from sanitizer.methods.clustering import cluster_scores, gaussian_separation, separation
 from sanitizer.methods.confident import fold_of
 from sanitizer.methods.spectral import class_scores, top_per_class
 from sanitizer.metrics import mad_anomaly
@@ -56,7 +58,7 @@ def test_separation_singles_out_the_class_that_holds_two_populations():
     far = torch.randn(40, 8, generator=g) + 4 * 3 + torch.tensor([9.0] + [0.0] * 7)
     features = torch.cat([*blobs, far])
     labels = np.array([k for k in range(5) for _ in range(120)] + [3] * 40)
-    sep, small = separation(features, labels, 6, dims=4)  # class 5 has no sample
+    sep, small, _ = separation(features, labels, 6, dims=4)  # class 5 has no sample
     assert sep[5] == 0 and np.argmax(sep) == 3
     anomaly = mad_anomaly(sep[:5], 1e-12)
     assert anomaly[3] > 3.5 and (np.delete(anomaly, 3) < 3.5).all()
@@ -64,8 +66,40 @@ def test_separation_singles_out_the_class_that_holds_two_populations():
     # A clean class splits into two halves, not into a far minority.
     assert all(0.3 < small[labels == k].mean() <= 0.5 for k in (0, 1, 2, 4))
     # The split, and so the verdict, is the same on every run.
-    sep2, small2 = separation(features, labels, 6, dims=4)
+    sep2, small2, _ = separation(features, labels, 6, dims=4)
     assert np.array_equal(sep, sep2) and np.array_equal(small, small2)
+
+
+def test_gaussian_separation_matches_two_means_on_a_large_gaussian_sample():
+    # Principal variances 4, 2, 1, 1: 2-means cuts across the first component.
+    variances = np.array([4.0, 2.0, 1.0, 1.0])
+    g = torch.Generator().manual_seed(0)
+    points = torch.randn(40000, 4, generator=g, dtype=torch.float64) * torch.from_numpy(np.sqrt(variances))
+    sep, _, gaussian = separation(points.float(), np.zeros(40000, dtype=int), 1, dims=4)
+    assert gaussian_separation(variances) == pytest.approx(sep[0], rel=0.03)
+    assert gaussian[0] == pytest.approx(sep[0], rel=0.03)  # from the sample's own variances
+
+
+def test_cluster_contrast_finds_every_target_of_an_all_to_all_attack():
+    # Every class holds a far minority (all-to-all): no class stands out from the others, so
+    # only the contrast with a Gaussian of the class's own shape can find them.
+    g = torch.Generator().manual_seed(2)
+    blocks, labels, poison = [], [], []
+    for k, shift in enumerate([10.0, 14.0, 12.0, 16.0, 11.0]):  # each class's trigger moves it differently
+        centre, far = torch.zeros(8), torch.zeros(8)
+        centre[k], far[7] = 30.0, shift
+        blocks += [torch.randn(200, 8, generator=g) + centre, torch.randn(12, 8, generator=g) + centre + far]
+        labels += [k] * 212
+        poison += [False] * 200 + [True] * 12
+    features, labels, poison = torch.cat(blocks), np.array(labels), np.array(poison)
+    cfg = config("partition", {"partition": {"cluster_contrast": None}})
+    assert len(bar_by_clusters(features, labels, 5, cfg).targets) == 0
+    bar = bar_by_clusters(features, labels, 5, config("partition", {}))
+    assert bar.targets.tolist() == [0, 1, 2, 3, 4] and (bar.contrast > 3).all()
+    assert np.array_equal(bar.barred, poison)
+    # A clean class (one Gaussian each) stays near 1 and is never suspected.
+    clean = bar_by_clusters(features[~poison], labels[~poison], 5, config("partition", {}))
+    assert len(clean.targets) == 0 and (clean.contrast < 1.5).all()
 
 
 def test_folds_are_even_seeded_and_cover_every_sample():

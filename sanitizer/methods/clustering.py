@@ -62,13 +62,14 @@ def cluster_scores(features: torch.Tensor, labels: np.ndarray, dims: int) -> tup
     return margin, small, share
 
 
-def separation(features: torch.Tensor, labels: np.ndarray, num_classes: int, dims: int) -> tuple[np.ndarray, np.ndarray]:
+def separation(features: torch.Tensor, labels: np.ndarray, num_classes: int, dims: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per class, how far apart its two activation clusters lie: the squared distance between
     their centres over a sample's mean squared distance to its own centre (0 for a class too
-    small to split); and per sample, whether it is in its class's smaller cluster. A clean class
-    splits into two neighbouring halves; a dirty-label target class holds two populations,
-    its own images and the poisons the trigger carried into it, far apart."""
-    sep, small = np.zeros(num_classes), np.zeros(len(labels), dtype=bool)
+    small to split); per sample, whether it is in its class's smaller cluster; and per class,
+    the separation a Gaussian of the class's own principal variances gives (`gaussian_separation`).
+    A clean class splits into two neighbouring halves; a dirty-label target class holds two
+    populations, its own images and the poisons the trigger carried into it, far apart."""
+    sep, small, gaussian = np.zeros(num_classes), np.zeros(len(labels), dtype=bool), np.zeros(num_classes)
     for k in range(num_classes):
         rows = np.flatnonzero(labels == k)
         if len(rows) < 3:
@@ -78,7 +79,17 @@ def separation(features: torch.Tensor, labels: np.ndarray, num_classes: int, dim
             continue
         spread = ((points - centres[torch.from_numpy(small[rows]).long()]) ** 2).sum(1).mean()
         sep[k] = float(((centres[0] - centres[1]) ** 2).sum() / spread.clamp_min(1e-12))
-    return sep, small
+        gaussian[k] = gaussian_separation((points**2).mean(0).numpy())
+    return sep, small, gaussian
+
+
+def gaussian_separation(variances: np.ndarray) -> float:
+    """The separation 2-means gives on a Gaussian with these principal variances, in closed
+    form: it cuts through the mean across the first component, so the centres lie at
+    +-sqrt(2 l1 / pi) and each sample's squared distance to its centre is sum(l) - 2 l1 / pi.
+    Unimodal classes stay near it (Fashion-MNIST: 1.1-1.8 times it); two far populations do not."""
+    l1, total = float(variances.max()), float(variances.sum())
+    return (8 * l1 / np.pi) / max(total - 2 * l1 / np.pi, 1e-12)
 
 
 @METHODS.register("clustering")
