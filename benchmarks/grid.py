@@ -7,6 +7,7 @@ its JSON twin (per row the keys of data/evaluate/metrics.json, plus command, con
     python benchmarks/grid.py cifar10-cpu-reduced         # CIFAR-10, reduced for a CPU (small_cnn)
     python benchmarks/grid.py fmnist --rows sig wanet     # re-run some rows, keep the others
     python benchmarks/grid.py fmnist-converged --rows sig physical_ba input_aware  # 10 epochs, full strength
+    python benchmarks/grid.py fmnist-variants             # other targets, rates and triggers (VARIANTS)
     python benchmarks/grid.py fmnist --methods advrbd pbe pud   # the method axis: every row x method,
                                                           # to benchmarks/results/grid-fmnist-methods.md
     python benchmarks/grid.py fmnist --render             # rescore grid-fmnist{,-methods}.md from their JSON
@@ -46,6 +47,7 @@ DATASETS = {
     ),
     # ResNet-18 on two CPU cores is ~10 min per epoch of 10k images: the CPU grid uses
     # small_cnn on a stratified 5,000-image subset (1,000 test) and 8 training epochs.
+    "fmnist-variants": ({}, "Fashion-MNIST, all 60,000 train images, small_cnn, params.yaml as committed; attacks with other targets, rates and triggers than the papers'"),
     "cifar10-cpu-reduced": (
         {
             "data": {"source": "cifar10", "path": CIFAR, "limit": 5000},
@@ -69,6 +71,28 @@ ROWS = {
     "input_aware": {"name": "input_aware"},
     "clean (no attack)": {"name": "none"},
 }
+# Issue 17 item 4: the grid fixes target 1, rate 5 % and each paper's trigger; an attacker picks
+# others. Same data and params.yaml as `fmnist`; a row is named attack-t<target>-r<rate %> and
+# any knob it changes (every other knob at the paper's default).
+VARIANTS = {
+    "badnets-t7-r1": {"name": "badnets", "target": 7, "rate": 0.01},
+    "badnets-t3-r10-5px-top-left": {"name": "badnets", "target": 3, "rate": 0.10, "trigger_size": 5, "position": "top-left"},
+    "badnets-t9-r5-4px-center": {"name": "badnets", "target": 9, "trigger_size": 4, "position": "center"},
+    "blend-t0-r2-alpha0.1": {"name": "blend", "target": 0, "rate": 0.02, "alpha": 0.1},
+    "wanet-t9-r10": {"name": "wanet", "target": 9, "rate": 0.10},
+    "tact-t6-r3-source2": {"name": "tact", "target": 6, "rate": 0.03, "source": 2},
+    "adaptive_blend-t8-r3": {"name": "adaptive_blend", "target": 8, "rate": 0.03},
+    "adaptive_patch-t5-r10": {"name": "adaptive_patch", "target": 5, "rate": 0.10},
+    "physical_ba-t4-r2": {"name": "physical_ba", "target": 4, "rate": 0.02},
+    "badnets-all-to-all-r2": {"name": "badnets", "mode": "all-to-all", "rate": 0.02},
+}
+ROW_SETS = {"fmnist-variants": VARIANTS}
+
+
+def rows_of(dataset: str) -> dict[str, dict]:
+    """The attack rows of a grid: its own set, or the papers' rows."""
+    return ROW_SETS.get(dataset, ROWS)
+
 # The efficacy issue's bars (issue 17), one configuration for every row.
 ASR_FLOOR, ASR_OVER_ORACLE, ACC_DROP_BAR = 0.01, 0.005, 0.01
 CLEAN_DROP_BAR, CLEAN_ACC_BAR = 0.01, 0.005
@@ -118,7 +142,7 @@ def marked(name: str, m: dict, config: dict) -> str:
     return name + (" †" if stale(m, config) else "")
 
 
-def table(rows: dict[str, dict], config: dict) -> str:
+def table(rows: dict[str, dict], config: dict, attacks: dict[str, dict] = ROWS) -> str:
     header = ["attack", "no-defense ACC / ASR", "oracle ACC / ASR", "AdvrBD ACC / ASR", "precision", "recall", "FPR"]
     header += ["AUROC AdvrBD", "AUROC loss baseline", "AUROC Eq. 3 R", "AUROC purification gap", "wall s", "bars"]
     lines = []
@@ -127,7 +151,7 @@ def table(rows: dict[str, dict], config: dict) -> str:
         if m["no_defense"]["asr"] is not None and m["no_defense"]["asr"] < STRONG_ATTACK:
             cells[0] += " (weak)"
         aucs = [auroc(m["detection"], k) for k in ("suspicion", "loss_baseline", "robustness", "gap")]
-        lines.append([marked(name, m, config), *cells, *aucs, f"{m['benchmark']['dvc_repro_seconds']:.0f}", verdict(m, ROWS[name])])
+        lines.append([marked(name, m, config), *cells, *aucs, f"{m['benchmark']['dvc_repro_seconds']:.0f}", verdict(m, attacks[name])])
     return markdown_table(header, lines)
 
 
@@ -136,7 +160,7 @@ def detection_seconds(m: dict) -> float:
     return sum(m["wall_seconds"].get(st.name, 0.0) for st in STAGES if st.only_for or st.runs_method)
 
 
-def methods_table(rows: dict[str, dict], config: dict) -> str:
+def methods_table(rows: dict[str, dict], config: dict, attacks: dict[str, dict] = ROWS) -> str:
     """One line per attack x method; rows are keyed "attack / method"."""
     header = ["attack", "method", "no-defense ACC / ASR / RA", "method's model ACC / ASR / RA", "final ACC / ASR / RA", "paper ACC / ASR"]
     header += ["precision", "recall", "FPR", "AUROC suspicion", "AUROC loss baseline", "inferred target", "detection s", "wall s", "bars"]
@@ -149,37 +173,40 @@ def methods_table(rows: dict[str, dict], config: dict) -> str:
         target = m.get("method", {}).get("target", "")
         lines.append([marked(attack, m, config), method, cell(m["no_defense"]), cell(own), cell(m["defended"]), PAPER.get(method, {}).get(attack, ""),
                       pct(d.get("precision")), pct(d.get("recall")), pct(d.get("fpr")), auroc(d, "suspicion"), auroc(d, "loss_baseline"),
-                      target, f"{detection_seconds(m):.0f}", f"{m['benchmark']['dvc_repro_seconds']:.0f}", verdict(m, ROWS[attack])])
+                      target, f"{detection_seconds(m):.0f}", f"{m['benchmark']['dvc_repro_seconds']:.0f}", verdict(m, attacks[attack])])
     return markdown_table(header, lines)
 
 
 def write(dataset: str, doc: dict, out: Path) -> None:
     (out / f"{doc['name']}.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    methods = doc.get("methods")
+    methods, attacks = doc.get("methods"), rows_of(dataset)
+    knobs = ("each attack as its row names it (t: target class, r: rate in percent), its other knobs at the paper's defaults" if attacks is not ROWS
+             else "each attack at its paper defaults (`attack:` section), rate 5 %, target 1")
     (out / f"{doc['name']}.md").write_text(
         f"# {'Method' if methods else 'AdvrBD attack'} grid: {doc['dataset']}\n\n"
         f"Figures in percent. Command: `{doc['command']}`. Machine: {doc['machine']}.\n"
         f"One config for every row: `params.yaml` with these overrides: `{json.dumps(doc['overrides'])}`; "
-        "each attack at its paper defaults (`attack:` section), rate 5 %, target 1.\n"
+        f"{knobs}.\n"
         f"Bars (issue 17), on {'the final model' if methods else 'the defended model'}: {BARS}. "
         f"(weak): the attack itself reaches < {STRONG_ATTACK:.0%} ASR without defense."
         + (" †: measured under an earlier params.yaml than this one (the JSON keeps it); re-run it with --rows." if any(stale(m, doc["config"]) for m in doc["rows"].values()) else "")
         + "\n\n"
         + (f"Methods: {', '.join(methods)}, each with its params.yaml section as committed. RA: robust accuracy (PGD-7, 6/255). "
            "Method's model: PBE's and PUD's purified model; AdvrBD's backdoor-enhanced model E, whose high ASR is by design. "
-           "Detection s: the method's own stages. Paper: PBE's own CIFAR-10 figures (a different dataset and model: for scale, not a bar).\n\n" + methods_table(doc["rows"], doc["config"]) if methods else table(doc["rows"], doc["config"]))
+           "Detection s: the method's own stages. Paper: PBE's own CIFAR-10 figures (a different dataset and model: for scale, not a bar).\n\n" + methods_table(doc["rows"], doc["config"], attacks) if methods else table(doc["rows"], doc["config"], attacks))
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", choices=sorted(DATASETS))
-    parser.add_argument("--rows", nargs="*", metavar="ROW", help=f"any of {', '.join(ROWS)} (default: all)")
+    parser.add_argument("--rows", nargs="*", metavar="ROW", help=f"any of {', '.join(ROWS)}; for fmnist-variants any of {', '.join(VARIANTS)} (default: all)")
     parser.add_argument("--methods", nargs="*", metavar="METHOD", help="the method axis: run every row with each of these methods")
     parser.add_argument("--workdir", type=Path, default=REPO / "benchmarks" / "runs")
     parser.add_argument("--render", action="store_true", help="rewrite the Markdown from its JSON twin (after a change of bars), running nothing")
     args = parser.parse_args()
-    unknown = set(args.rows or ()) - set(ROWS)
+    attacks = rows_of(args.dataset)
+    unknown = set(args.rows or ()) - set(attacks)
     if unknown:
         parser.error(f"unknown row(s) {sorted(unknown)}")
     overrides, description = DATASETS[args.dataset]
@@ -189,7 +216,7 @@ def main() -> None:
             if twin.exists():
                 doc = json.loads(twin.read_text())  # rows sorted by name: back in ROWS order
                 attack = (lambda key: key.rsplit(" / ", 1)[0]) if doc.get("methods") else (lambda key: key)
-                rows = sorted(doc["rows"].items(), key=lambda kv: list(ROWS).index(attack(kv[0])))
+                rows = sorted(doc["rows"].items(), key=lambda kv: list(attacks).index(attack(kv[0])))
                 write(args.dataset, {**doc, "name": twin.stem, "rows": dict(rows)}, out)
         return
     name = f"grid-{args.dataset}" + ("-methods" if args.methods else "")
@@ -210,12 +237,12 @@ def main() -> None:
         "rows": previous,
         **({"methods": listed} if args.methods else {}),
     }
-    keys = [f"{row} / {m}" if m else row for row in ROWS for m in (listed or methods)]
-    for row in args.rows or ROWS:
+    keys = [f"{row} / {m}" if m else row for row in attacks for m in (listed or methods)]
+    for row in args.rows or attacks:
         for method in methods:
             key = f"{row} / {method}" if method else row
             print(f"running {args.dataset} / {key} ...", flush=True)
-            scenario = {**overrides, "attack": ROWS[row], **({"method": {"name": method}} if method else {})}
+            scenario = {**overrides, "attack": attacks[row], **({"method": {"name": method}} if method else {})}
             proj = run_dir(args.workdir, args.dataset, row, method)
             doc["rows"][key] = run_scenario(proj.name, scenario, args.workdir, f"{command} --rows '{row}'")
             doc["rows"] = {k: doc["rows"][k] for k in keys if k in doc["rows"]}

@@ -5,7 +5,7 @@ import sys
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
-from grid import ROWS, stale, verdict  # noqa: E402
+from grid import ROWS, VARIANTS, run_dir, stale, verdict  # noqa: E402
 
 
 def row(asr=0.001, oracle_asr=0.001, acc=0.91, oracle_acc=0.91, recall=0.999, fpr=0.01, dropped=0.005, no_defense_acc=0.91):
@@ -40,3 +40,14 @@ def test_a_row_measured_under_another_params_yaml_is_marked_stale():
     assert not stale({"benchmark": {"defaults": params}}, params)
     assert stale({"benchmark": {"defaults": {"identify": {"threshold": 1.5}}}}, params)
     assert stale({"benchmark": {}}, params)  # rows from before rows recorded their params.yaml
+
+
+def test_every_variant_row_is_a_valid_attack_with_its_own_run_folder(tmp_path):
+    from sanitizer.config import config
+
+    for name, attack in VARIANTS.items():
+        cfg = config("attack", {"attack": attack})  # a bad knob fails here, not minutes into a row
+        assert f"-t{cfg.target}-r{round(cfg.rate * 100)}" in name or cfg.mode == "all-to-all"
+    folders = {run_dir(tmp_path, "fmnist-variants", name) for name in VARIANTS}
+    assert len(folders) == len(VARIANTS)
+    assert verdict(row(recall=0.98), VARIANTS["badnets-t7-r1"]) == "**FAIL** (recall)"
