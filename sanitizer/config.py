@@ -256,6 +256,10 @@ class PartitionConfig:
     # 1.1-1.8; each class of an all-to-all attack 4.9-9.7); null = off.
     cluster_contrast: Annotated[float | None, Range(1.0, 1e6)] = 3.0
     cluster_dims: Annotated[int, Range(1, 4096)] = 10  # principal components the split is made in
+    # In a class either filter finds standing out from the others (MAD index), samples the
+    # suspect gives their label less than this probability are barred too: the poisons it has
+    # not learnt yet; null = off.
+    target_fit: Annotated[float | None, Range(0.0, 1.0)] = 0.5
 
 
 @section("enhance")

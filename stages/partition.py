@@ -1,6 +1,7 @@
 """Stage `partition`: the most trusted samples seed the trusted set D_s (Alg. 1). Two filters
 keep poisons out of it: in a class that looks like a backdoor target, samples with a high
-purification gap, and the smaller of its two activation clusters, are barred from D_s."""
+purification gap, and the smaller of its two activation clusters, are barred from D_s; so are
+the samples of such a class whose label the suspect does not fit."""
 
 import numpy as np
 import polars as pl
@@ -10,8 +11,9 @@ from stages import main
 
 def run(cfg, paths) -> None:
     from sanitizer.manifest import aligned, read_manifest, write_manifest
-    from sanitizer.methods.advrbd import bar_by_clusters, bar_by_gap
+    from sanitizer.methods.advrbd import bar_by_clusters, bar_by_gap, bar_unfit
     from sanitizer.methods.advrbd import partition as split_seed
+    from sanitizer.progress import log
     from sanitizer.store import SampleStore
     from sanitizer.training import TrainSet, predict
 
@@ -31,6 +33,11 @@ def run(cfg, paths) -> None:
     for by, bar in bars.items():
         _report(by, bar, labels, classes)
         barred |= bar.barred
+    outliers = sorted({int(c) for bar in bars.values() for c in bar.outliers})
+    if part.target_fit is not None and outliers:
+        unfit = bar_unfit(scores["loss"].to_numpy(), labels, outliers, part.target_fit)
+        log(f"partition: {int((unfit & ~barred).sum())} more samples of {', '.join(classes[c] for c in outliers)} barred from D_s: the suspect gives their label less than {part.target_fit}")
+        barred |= unfit
     seed = split_seed(scores["score"].to_numpy(), scores["loss"].to_numpy(), part.rate, part.by, eligible=~barred)
     subset = np.where(seed, "seed", np.where(barred, "barred", "rest"))
     df = pl.DataFrame({"sample_id": scores["sample_id"], "subset": subset})

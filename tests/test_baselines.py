@@ -96,6 +96,7 @@ def test_cluster_contrast_finds_every_target_of_an_all_to_all_attack():
     assert len(bar_by_clusters(features, labels, 5, cfg).targets) == 0
     bar = bar_by_clusters(features, labels, 5, config("partition", {}))
     assert bar.targets.tolist() == [0, 1, 2, 3, 4] and (bar.contrast > 3).all()
+    assert len(bar.outliers) == 0  # none stands out from the others: no unfitted-sample bar
     assert np.array_equal(bar.barred, poison)
     # A clean class (one Gaussian each) stays near 1 and is never suspected.
     clean = bar_by_clusters(features[~poison], labels[~poison], 5, config("partition", {}))
