@@ -33,10 +33,10 @@ def run(cfg, paths) -> None:
     for by, bar in bars.items():
         _report(by, bar, labels, classes)
         barred |= bar.barred
-    outliers = sorted({int(c) for bar in bars.values() for c in bar.outliers})
-    if part.target_fit is not None and outliers:
-        unfit = bar_unfit(scores["loss"].to_numpy(), labels, outliers, part.target_fit)
-        log(f"partition: {int((unfit & ~barred).sum())} more samples of {', '.join(classes[c] for c in outliers)} barred from D_s: the suspect gives their label less than {part.target_fit}")
+    if part.target_fit is not None:
+        unfit = bar_unfit(scores["loss"].to_numpy(), labels, bars.values(), part.target_fit)
+        if unfit.any():
+            log(f"partition: {int((unfit & ~barred).sum())} more samples barred from D_s: in a singled-out target, the suspect gives their label less than {part.target_fit}")
         barred |= unfit
     seed = split_seed(scores["score"].to_numpy(), scores["loss"].to_numpy(), part.rate, part.by, eligible=~barred)
     subset = np.where(seed, "seed", np.where(barred, "barred", "rest"))
