@@ -38,12 +38,12 @@ def augment(x: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Te
         return x
     padded = F.pad(x, (shift, shift, shift, shift), mode="reflect")
     dy, dx = (torch.randint(0, 2 * shift + 1, (2, n), generator=generator)).to(x.device)
-    out = torch.empty_like(x)
-    for oy in range(2 * shift + 1):  # one slice per offset, not per sample
-        for ox in range(2 * shift + 1):
-            pick = (dy == oy) & (dx == ox)
-            out[pick] = padded[pick, :, oy : oy + h, ox : ox + w]
-    return out
+    # One gather for the whole batch: a loop over offsets with boolean masks made the GPU wait
+    # for the host at every offset.
+    arange = lambda k: torch.arange(k, device=x.device)  # noqa: E731
+    rows = (dy[:, None] + arange(h)).view(n, 1, h, 1)
+    cols = (dx[:, None] + arange(w)).view(n, 1, 1, w)
+    return padded[arange(n).view(n, 1, 1, 1), arange(x.shape[1]).view(1, -1, 1, 1), rows, cols]
 
 
 def epoch_order(n: int, generator: torch.Generator, labels: torch.Tensor | None = None) -> torch.Tensor:
