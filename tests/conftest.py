@@ -55,8 +55,9 @@ def write_params(path: Path, overrides: dict) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def make_project(dest: Path, overrides: dict) -> Path:
-    """A fresh copy of the pipeline (code, dvc.yaml, params) in its own git + DVC repo."""
+def make_project(dest: Path, overrides: dict, dvc: bool = True) -> Path:
+    """A fresh copy of the pipeline (code, dvc.yaml, params) in its own git + DVC repo (with
+    `dvc` false, a plain folder: for a machine without DVC)."""
     dest.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
     for name in ("sanitizer", "stages"):
@@ -64,6 +65,8 @@ def make_project(dest: Path, overrides: dict) -> Path:
     for name in ("dvc.yaml", "reviews.csv"):
         shutil.copy(REPO / name, dest / name)
     write_params(dest / "params.yaml", overrides)
+    if not dvc:
+        return dest
     for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "config", "core.analytics", "false"]):
         subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
     shutil.copy(REPO / ".dvcignore", dest / ".dvcignore")  # after dvc init, which writes its own
