@@ -107,11 +107,12 @@ def bar_by_clusters(features, labels: np.ndarray, num_classes: int, cfg: Partiti
 def bar_unfit(loss: np.ndarray, labels: np.ndarray, bars, min_fit: float) -> np.ndarray:
     """In a target class that stands out from the others (an outlier of any of `bars`), the
     samples whose label the suspect gives less than `min_fit`. The class's clean samples are its
-    own images, which the suspect fits; a poison it has not learnt yet is another class's image, which it does not fit, so
-    the loss-ranked seed would take it first (Fashion-MNIST Input-aware: 1,253 of the seed's
-    1,269 poisons). Not in classes found by contrast alone: when every class is a target
-    (all-to-all), the unfitted samples are every class's hard ones (BadNets all-to-all: 4,184
-    clean against 283 poisons; barring them dropped 11 % of the data)."""
+    own images, which the suspect fits; a poison it has not learnt yet is another class's
+    image, which it does not fit, so the loss-ranked seed would take it first (Fashion-MNIST
+    Input-aware: 1,253 of the seed's 1,269 poisons). Not in classes found by contrast alone:
+    when every class is a target (all-to-all), the unfitted samples are every class's hard ones
+    (BadNets all-to-all: 4,184 clean against 283 poisons; barring them dropped 11 % of the
+    data)."""
     outliers = [c for bar in bars for c in bar.outliers]
     return np.isin(labels, outliers) & (np.exp(-loss) < min_fit)
 
