@@ -248,7 +248,7 @@ def main() -> None:
             doc["rows"][key] = run_scenario(proj.name, scenario, args.workdir, f"{command} --rows '{row}'")
             doc["rows"] = {k: doc["rows"][k] for k in keys if k in doc["rows"]}
             write(args.dataset, doc, out)
-            print((methods_table if method else table)({key: doc["rows"][key]}, doc["config"]), flush=True)
+            print((methods_table if method else table)({key: doc["rows"][key]}, doc["config"], attacks), flush=True)
 
 
 if __name__ == "__main__":
