@@ -4,6 +4,7 @@ its JSON twin (per row the keys of data/evaluate/metrics.json, plus command, con
 
     python benchmarks/grid.py fmnist                      # the full Fashion-MNIST grid
     python benchmarks/grid.py cifar10 --rows badnets      # CIFAR-10, all 50k, fast_cnn on a CPU
+    python benchmarks/grid.py cifar10-fast-cnn --without-dvc --workdir /tmp/runs   # the same on a lent GPU
     python benchmarks/grid.py cifar10-cpu-reduced         # CIFAR-10, reduced for a CPU (small_cnn)
     python benchmarks/grid.py fmnist --rows sig wanet     # re-run some rows, keep the others
     python benchmarks/grid.py fmnist-converged --rows sig physical_ba input_aware  # 10 epochs, full strength
@@ -46,6 +47,12 @@ DATASETS = {
     "cifar10": (
         {"data": {"source": "cifar10", "path": CIFAR}},
         "CIFAR-10 (shared JPEG Parquet), all 50,000 train images, model.arch auto (fast_cnn on a CPU), params.yaml as committed",
+    ),
+    # The same CPU configuration with its model named, so that a lent GPU can run it too
+    # (auto would pick ResNet-18 there): fast_cnn and its recipe, all 50k.
+    "cifar10-fast-cnn": (
+        {"data": {"source": "cifar10", "path": CIFAR}, "model": {"arch": "fast_cnn"}},
+        "CIFAR-10 (shared JPEG Parquet), all 50,000 train images, fast_cnn (the CPU configuration, on whatever device runs it), params.yaml as committed",
     ),
     # ResNet-18 on two CPU cores is ~10 min per epoch of 10k images: the CPU grid uses
     # small_cnn on a stratified 5,000-image subset (1,000 test) and 8 training epochs.
@@ -204,6 +211,7 @@ def main() -> None:
     parser.add_argument("--rows", nargs="*", metavar="ROW", help=f"any of {', '.join(ROWS)}; for fmnist-variants any of {', '.join(VARIANTS)} (default: all)")
     parser.add_argument("--methods", nargs="*", metavar="METHOD", help="the method axis: run every row with each of these methods")
     parser.add_argument("--workdir", type=Path, default=REPO / "benchmarks" / "runs")
+    parser.add_argument("--without-dvc", action="store_true", help="run dvc.yaml's commands in order, for a machine DVC cannot be installed on")
     parser.add_argument("--render", action="store_true", help="rewrite the Markdown from its JSON twin (after a change of bars), running nothing")
     args = parser.parse_args()
     attacks = rows_of(args.dataset)
@@ -245,7 +253,7 @@ def main() -> None:
             print(f"running {args.dataset} / {key} ...", flush=True)
             scenario = {**overrides, "attack": attacks[row], **({"method": {"name": method}} if method else {})}
             proj = run_dir(args.workdir, args.dataset, row, method)
-            doc["rows"][key] = run_scenario(proj.name, scenario, args.workdir, f"{command} --rows '{row}'")
+            doc["rows"][key] = run_scenario(proj.name, scenario, args.workdir, f"{command} --rows '{row}'", dvc=not args.without_dvc)
             doc["rows"] = {k: doc["rows"][k] for k in keys if k in doc["rows"]}
             write(args.dataset, doc, out)
             print((methods_table if method else table)({key: doc["rows"][key]}, doc["config"], attacks), flush=True)
