@@ -20,7 +20,9 @@ if [ -x .venv/bin/python ]; then
 elif python3 -c 'import torch, torchvision, polars, pyarrow, click, rich, yaml, PIL' 2>/dev/null; then
   export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
   if ! command -v python >/dev/null; then  # dvc.yaml's commands call `python`
-    shim=$(mktemp -d); ln -s "$(command -v python3)" "$shim/python"; export PATH="$shim:$PATH"
+    # A script, not a symlink: a venv's python3 reached through a symlink elsewhere loses the
+    # venv's packages (the GPU image's python3 is /opt/torch/.venv/bin/python3).
+    shim=$(mktemp -d); printf '#!/bin/sh\nexec python3 "$@"\n' > "$shim/python"; chmod +x "$shim/python"; export PATH="$shim:$PATH"
   fi
 else
   scripts/setup && . .venv/bin/activate

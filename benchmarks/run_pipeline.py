@@ -28,7 +28,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from conftest import CIFAR10, make_project  # noqa: E402  (one way to lay out a fresh project)
+from project import CIFAR10, make_project  # noqa: E402  (one way to lay out a fresh project)
 
 from sanitizer.layout import Paths  # noqa: E402
 

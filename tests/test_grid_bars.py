@@ -1,5 +1,6 @@
 """The attack grid scores each row against the efficacy issue's bars (benchmarks/grid.py)."""
 
+import subprocess
 import sys
 
 from conftest import REPO
@@ -51,3 +52,10 @@ def test_every_variant_row_is_a_valid_attack_with_its_own_run_folder(tmp_path):
     folders = {run_dir(tmp_path, "fmnist-variants", name) for name in VARIANTS}
     assert len(folders) == len(VARIANTS)
     assert verdict(row(recall=0.98), VARIANTS["badnets-t7-r1"]) == "**FAIL** (recall)"
+
+
+def test_the_benchmarks_import_without_pytest():
+    """A lent GPU's image holds torch but not pytest, and the grid runs there."""
+    code = "import sys; sys.modules['pytest'] = None; sys.path[:0] = ['benchmarks']; import grid, run_pipeline"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
