@@ -27,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-from run_pipeline import CIFAR, REPO, auroc, machine, markdown_table, model_cells, pct, run_scenario
+from run_pipeline import CIFAR_DATA, REPO, auroc, machine, markdown_table, model_cells, pct, run_scenario
 from sanitizer.attacks import ATTACKS
 from sanitizer.layout import STAGES
 
@@ -45,20 +45,20 @@ DATASETS = {
     # ResNet-18 on a GPU. A row took 24 min on two cores with clean_epochs 2, about 29 with
     # the default 7: run it in chunks with --rows.
     "cifar10": (
-        {"data": {"source": "cifar10", "path": CIFAR}},
+        {"data": CIFAR_DATA},
         "CIFAR-10 (shared JPEG Parquet), all 50,000 train images, model.arch auto (fast_cnn on a CPU), params.yaml as committed",
     ),
     # The same CPU configuration with its model named, so that a lent GPU can run it too
     # (auto would pick ResNet-18 there): fast_cnn and its recipe, all 50k.
     "cifar10-fast-cnn": (
-        {"data": {"source": "cifar10", "path": CIFAR}, "model": {"arch": "fast_cnn"}},
+        {"data": CIFAR_DATA, "model": {"arch": "fast_cnn"}},
         "CIFAR-10 (shared JPEG Parquet), all 50,000 train images, fast_cnn (the CPU configuration, on whatever device runs it), params.yaml as committed",
     ),
     # ResNet-18 on two CPU cores is ~10 min per epoch of 10k images: the CPU grid uses
     # small_cnn on a stratified 5,000-image subset (1,000 test) and 8 training epochs.
     "cifar10-cpu-reduced": (
         {
-            "data": {"source": "cifar10", "path": CIFAR, "limit": 5000},
+            "data": {**CIFAR_DATA, "limit": 5000},
             "model": {"arch": "small_cnn"},
             "train": {"epochs": 8},
         },
@@ -235,7 +235,7 @@ def main() -> None:
     methods = args.methods or [None]
     # A later run with other methods adds its rows beside the earlier ones.
     listed = list(dict.fromkeys([*before.get("methods", []), *args.methods])) if args.methods else []
-    command = f"python benchmarks/grid.py {args.dataset}" + (f" --methods {' '.join(args.methods)}" if args.methods else "")
+    command = f"python benchmarks/grid.py {args.dataset}" + (f" --methods {' '.join(args.methods)}" if args.methods else "") + (" --without-dvc" if args.without_dvc else "")
     doc = {
         "name": name,
         "dataset": description,

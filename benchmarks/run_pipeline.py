@@ -33,6 +33,7 @@ from project import CIFAR10, make_project  # noqa: E402  (one way to lay out a f
 from sanitizer.layout import Paths  # noqa: E402
 
 CIFAR = str(CIFAR10)
+CIFAR_DATA = {"source": "cifar10", "path": CIFAR}  # the data section of every CIFAR-10 run
 SCENARIOS = {
     "fmnist-badnets": {},
     "fmnist-blend": {"attack": {"name": "blend"}},
@@ -40,14 +41,14 @@ SCENARIOS = {
     # ResNet-18 takes ~10 min an epoch on 10k CIFAR images on two cores: the CPU run uses
     # small_cnn on a 10k subset. The GPU machine runs the full configuration.
     "cifar10-badnets-cpu-reduced": {
-        "data": {"source": "cifar10", "path": CIFAR, "limit": 10000},
+        "data": {**CIFAR_DATA, "limit": 10000},
         "model": {"arch": "small_cnn"},
         "train": {"epochs": 8},
     },
     # benchmarks/gpu.sh: all 50,000 images, ResNet-18, trained long enough to fit CIFAR-10
     # (the goal is >= 93 % no-defense ACC, the whole run <= 10 min on one H200).
     "cifar10-badnets-gpu": {
-        "data": {"source": "cifar10", "path": CIFAR},
+        "data": CIFAR_DATA,
         "model": {"arch": "resnet18"},
         "train": {"epochs": 30, "batch_size": 512, "lr": 0.2, "augment": True},
     },

@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from run_pipeline import CIFAR, REPO, machine, markdown_table, run_scenario
+from run_pipeline import CIFAR_DATA, REPO, machine, markdown_table, run_scenario
 
 from sanitizer.layout import TIMED_STAGES
 
@@ -32,7 +32,7 @@ def main() -> None:
         parser.error("--sizes: Fashion-MNIST has 60,000 train images; give sizes from 1 to 60000")
     runs = [(f"fashion-mnist {n:,}", {"data": {"limit": 0 if n == 60_000 else n}}) for n in args.sizes]
     if args.cifar:
-        runs.append(("cifar10 50,000", {"data": {"source": "cifar10", "path": CIFAR}}))
+        runs.append(("cifar10 50,000", {"data": CIFAR_DATA}))
     rows = {}
     for label, overrides in runs:
         print(f"running {label} ...", flush=True)
