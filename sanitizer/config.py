@@ -374,9 +374,9 @@ class RelabelConfig:
     # Fine-tuning on clean + relabelled samples (Eq. 5).
     epochs: Annotated[int, Range(1, 1000)] = 2
     lr: Rate | None = None  # null = the architecture's fine-tuning rate (models.Recipe.tune_lr)
-    # A suspected sample the clean model labels with at least this confidence is judged by that
-    # label: kept when it is the given one (a false alarm), dropped (or relabelled) when not.
-    # Below it, the clean model is unsure and the sample is dropped.
+    # A suspected sample the clean model predicts at its given label is kept (a false alarm). One
+    # it puts in another class with at least this confidence is dropped with that class as a
+    # suggestion (or relabelled); below it, the clean model is unsure and the sample is dropped.
     min_confidence: Fraction = 0.5
     # Relabel the suspected samples the clean model confidently puts in another class (Eq. 5), or
     # drop them with its label as a reviewer's suggestion. Off: on Fashion-MNIST Blend a quarter

@@ -100,24 +100,25 @@ def test_decide_cases():
         [0.3, 0.3, 0.4],  # 4: suspected, label 0, unsure -> drop
         [0.2, 0.55, 0.25],  # 5: suspected, label 2, conf 0.55 >= 0.5 -> relabel to 1
         [0.35, 0.1, 0.55],  # 6: suspected, agrees (label 2) at 0.55 >= 0.5 -> false alarm, keep
-        [0.3, 0.25, 0.45],  # 7: suspected, agrees (label 2) but at 0.45 < 0.5, unsure -> drop
+        [0.3, 0.25, 0.45],  # 7: suspected, agrees (label 2) at 0.45 < 0.5 -> still its label, keep
+        [0.45, 0.25, 0.3],  # 8: suspected, label 2, predicts 0 at 0.45 < 0.5, unsure -> drop
     ]
-    labels = np.array([0, 0, 2, 1, 0, 2, 2, 2])
-    suspected = np.array([False, False, True, True, True, True, True, True])
+    labels = np.array([0, 0, 2, 1, 0, 2, 2, 2, 2])
+    suspected = np.array([False, False, True, True, True, True, True, True, True])
     d = decide(_logits_with(probs), labels, suspected, min_confidence=0.5, relabel=True)
-    assert d.decision.tolist() == ["keep", "keep", "keep", "relabel", "drop", "relabel", "keep", "drop"]
-    assert d.new_label.tolist() == [0, 0, 2, 0, 0, 1, 2, 2]
-    np.testing.assert_allclose(d.confidence, [0.9, 0.8, 0.9, 0.7, 0.4, 0.55, 0.55, 0.45], rtol=1e-5)
+    assert d.decision.tolist() == ["keep", "keep", "keep", "relabel", "drop", "relabel", "keep", "keep", "drop"]
+    assert d.new_label.tolist() == [0, 0, 2, 0, 0, 1, 2, 2, 2]
+    np.testing.assert_allclose(d.confidence, [0.9, 0.8, 0.9, 0.7, 0.4, 0.55, 0.55, 0.45, 0.45], rtol=1e-5)
     assert d.reason[0] == d.reason[1] == "not suspected"
-    assert "predicts the given label" in d.reason[2] and d.reason[2] == d.reason[6]
+    assert "predicts the given label" in d.reason[2] and d.reason[2] == d.reason[6] == d.reason[7]
     assert d.reason[3] == d.reason[5] != d.reason[4]
-    assert d.reason[4] == d.reason[7] == "suspected; clean model unsure"
+    assert d.reason[4] == d.reason[8] == "suspected; clean model unsure"
     # the input labels are not modified
-    assert labels.tolist() == [0, 0, 2, 1, 0, 2, 2, 2]
+    assert labels.tolist() == [0, 0, 2, 1, 0, 2, 2, 2, 2]
     # Without relabelling, what would be relabelled is dropped, the clean model's label kept as
     # a reviewer's suggestion; every other decision is the same.
     off = decide(_logits_with(probs), labels, suspected, min_confidence=0.5, relabel=False)
-    assert off.decision.tolist() == ["keep", "keep", "keep", "drop", "drop", "drop", "keep", "drop"]
+    assert off.decision.tolist() == ["keep", "keep", "keep", "drop", "drop", "drop", "keep", "keep", "drop"]
     assert off.new_label.tolist() == d.new_label.tolist()
     assert "for a reviewer to accept" in off.reason[3] and off.reason[3] == off.reason[5] != off.reason[4]
 
@@ -131,9 +132,9 @@ def test_decide_confidence_boundaries():
     d = decide(logits, np.array([1, 1]), np.array([True, True]), min_confidence=0.0, relabel=True)
     assert d.decision.tolist() == ["relabel", "relabel"]
     assert d.new_label.tolist() == [0, 0]
-    # the same samples under their predicted label: kept from min_confidence up
+    # the same samples under their predicted label: kept on either side of min_confidence
     d = decide(logits, np.array([0, 0]), np.array([True, True]), min_confidence=0.495, relabel=True)
-    assert d.decision.tolist() == ["keep", "drop"]
+    assert d.decision.tolist() == ["keep", "keep"]
 
 
 def test_decide_random_against_rule():
@@ -146,9 +147,9 @@ def test_decide_random_against_rule():
     p = torch.softmax(logits, 1).numpy()
     pred, conf = p.argmax(1), p.max(1)
     for i in range(n):
-        if not suspected[i] or (pred[i] == labels[i] and conf[i] >= 0.45):
+        if not suspected[i] or pred[i] == labels[i]:
             exp, new = "keep", labels[i]
-        elif pred[i] != labels[i] and conf[i] >= 0.45:
+        elif conf[i] >= 0.45:
             exp, new = "relabel", pred[i]
         else:
             exp, new = "drop", labels[i]
