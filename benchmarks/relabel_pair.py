@@ -14,19 +14,25 @@ import torch.nn.functional as F
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from sanitizer.decisions import decide  # noqa: E402
 from sanitizer.layout import Paths  # noqa: E402
+from sanitizer.manifest import read_aligned  # noqa: E402
 from sanitizer.training import TrainSet, predict  # noqa: E402
 
 
 def main(run: Path) -> None:
     paths = Paths(run / "data")
     data = TrainSet(paths.store, yaml.safe_load((run / "params.yaml").read_text())["model"]["arch"])
-    prob = F.softmax(predict(data.load(paths.clean), data.x).float(), 1).numpy()
+    logits = predict(data.load(paths.clean), data.x)
     truth = pl.read_parquet(run / "data/ingest/truth.parquet")
     poison = np.isin(data.split.sample_ids, truth.filter(pl.col("is_poison"))["sample_id"].to_numpy())
-    suspected = pl.read_parquet(paths.suspicion).sort("sample_id")["suspected"].to_numpy()
-    predicted = prob.argmax(1) == data.split.labels
-    kept = {"old": suspected & predicted & (prob.max(1) >= 0.5), "new": suspected & predicted}
+    suspected = read_aligned(paths.suspicion, ["suspected"], data.split.sample_ids)["suspected"].to_numpy()
+    new = decide(logits, data.split.labels, suspected, min_confidence=0.5, relabel=False)
+    prob = F.softmax(logits.float(), 1).numpy()
+    kept = {
+        "old": suspected & (prob.argmax(1) == data.split.labels) & (prob.max(1) >= 0.5),  # no longer in the code
+        "new": suspected & (new.decision == "keep"),
+    }
     for rule, keep in kept.items():
         dropped = suspected & ~keep
         recall = 100 * (dropped & poison).sum() / max(poison.sum(), 1)

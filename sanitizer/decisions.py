@@ -39,10 +39,11 @@ def decide(clean_logits: torch.Tensor, labels: np.ndarray, suspected: np.ndarray
     new_label = labels.copy()
     false_alarm = suspected & (pred == labels)
     reason[false_alarm] = "suspected; clean model, which never trained on it, predicts the given label"
-    other = suspected & (pred != labels) & (conf >= min_confidence)
+    doubted = suspected & (pred != labels)
+    other = doubted & (conf >= min_confidence)
     decision[other], new_label[other] = "relabel" if relabel else "drop", pred[other]
     reason[other] = "suspected; clean model predicts another label" + ("" if relabel else " (new_label), for a reviewer to accept")
-    unsure = suspected & (pred != labels) & (conf < min_confidence)
+    unsure = doubted & ~other
     decision[unsure] = "drop"
     reason[unsure] = "suspected; clean model unsure"
     return Decisions(decision.astype(str), new_label, conf.astype(np.float64), reason.astype(str), np.full(len(labels), "method"))
