@@ -70,8 +70,9 @@ def throughput(run: Path) -> list[dict]:
     score, purify = config("score", params), config("purify", params)
     rows = []
 
-    # Eq. 3: `steps` PGD passes per batch, then one forward pass at the adversarial point.
-    actual = seconds(lambda: robustness_scores(model, images, labels, score))
+    # Eq. 3: `steps` PGD passes per batch, then one forward pass at the adversarial point;
+    # timed with R on, whether or not the run's params compute it.
+    actual = seconds(lambda: robustness_scores(model, images, labels, dataclasses.replace(score, robustness=True)))
     bound = seconds(lambda: input_grad_passes(model, x, y, score.batch_size, score.steps)) + seconds(lambda: forward_passes(model, x, score.batch_size))
     rows.append({"pass": "Eq. 3 robustness score (score stage)", "batch": score.batch_size, "passes": f"{score.steps} fwd+bwd + 1 fwd", "actual_s": actual, "bound_s": bound})
 

@@ -52,28 +52,34 @@ def patch_pgd(model, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, eps: 
 
 
 def robustness_scores(model, images: torch.Tensor, labels: torch.Tensor, cfg: ScoreConfig, desc: str = "scoring") -> Scores:
-    """R and the loss at the given label for every sample. Under torchrun each rank computes its
-    share of the batches and every rank gets all of them back."""
+    """R and the loss at the given label for every sample; R is NaN unless `cfg.robustness`.
+    Under torchrun each rank computes its share of the batches and every rank gets all of them
+    back."""
     from . import distributed
 
     device = next(model.parameters()).device
     model.eval()
     model.requires_grad_(False)
-    masks = patch_masks(len(images), *images.shape[-2:], cfg, torch.Generator().manual_seed(cfg.seed))
+    masks = patch_masks(len(images), *images.shape[-2:], cfg, torch.Generator().manual_seed(cfg.seed)) if cfg.robustness else None
     starts = range(0, len(images), cfg.batch_size)
     mine = distributed.shard(len(starts))
     done = {}
     with progress_bar(desc, sum(min(cfg.batch_size, len(images) - starts[b]) for b in mine)) as advance:
         for b in mine:
             sl = slice(starts[b], starts[b] + cfg.batch_size)
-            x, y, m = to_float(images[sl], device), labels[sl].to(device), masks[sl].to(device)
-            x_adv, clean = patch_pgd(model, x, y, m, cfg.eps, cfg.steps)
-            with torch.no_grad():
-                adv = model(x_adv).float()
-            # KL(p || q) in float64, clamped: in float32 it came out at -2e-8 for a sample the
-            # patch does not move, and R is a divergence.
-            log_p, log_q = F.log_softmax(clean.double(), 1), F.log_softmax(adv.double(), 1)
-            kl = (log_p.exp() * (log_p - log_q)).sum(1).clamp(min=0)
+            x, y = to_float(images[sl], device), labels[sl].to(device)
+            if cfg.robustness:
+                x_adv, clean = patch_pgd(model, x, y, masks[sl].to(device), cfg.eps, cfg.steps)
+                with torch.no_grad():
+                    adv = model(x_adv).float()
+                # KL(p || q) in float64, clamped: in float32 it came out at -2e-8 for a sample
+                # the patch does not move, and R is a divergence.
+                log_p, log_q = F.log_softmax(clean.double(), 1), F.log_softmax(adv.double(), 1)
+                kl = (log_p.exp() * (log_p - log_q)).sum(1).clamp(min=0)
+            else:
+                with torch.no_grad():
+                    clean = model(x).float()
+                kl = torch.full((len(x),), float("nan"), dtype=torch.float64, device=device)
             done[b] = (kl.cpu(), F.cross_entropy(clean, y, reduction="none").cpu())
             advance(len(x))
     model.requires_grad_(True)

@@ -1,6 +1,7 @@
-"""Stage `score`: per train sample, the Eq. 3 robustness score R of the suspect's prediction, the
-suspect's loss at the given label, and the purification gap. Under
-`torchrun --nproc-per-node N -m stages.score` the ranks share the R batches."""
+"""Stage `score`: per train sample, the suspect's loss at the given label, the purification gap
+and, with `score.robustness`, the Eq. 3 robustness score R of the suspect's prediction (null
+without). Under `torchrun --nproc-per-node N -m stages.score` the ranks share the R and loss
+batches."""
 
 import polars as pl
 
@@ -21,8 +22,8 @@ def run(cfg, paths) -> None:
         return
     distributed.alone()
     gap = purification_gap(suspect, data.x, data.y, cfg["purify"], suspect_loss=scores.loss)
-    df = pl.DataFrame({"sample_id": data.split.sample_ids, "score": scores.robustness, "loss": scores.loss, "gap": gap})
-    meta = {"score": "robustness R (Eq. 3); low = suspicious", "loss": "CE at given label", "gap": "purification gap, nats; high = suspicious"}
+    df = pl.DataFrame({"sample_id": data.split.sample_ids, "score": pl.Series(scores.robustness, nan_to_null=True), "loss": scores.loss, "gap": gap})
+    meta = {"score": "robustness R (Eq. 3); low = suspicious; null unless score.robustness", "loss": "CE at given label", "gap": "purification gap, nats; high = suspicious"}
     write_manifest(df, paths.scores, "score", meta)
 
 

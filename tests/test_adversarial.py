@@ -8,7 +8,7 @@ from sanitizer.config import ScoreConfig, config
 
 
 def _score_cfg(**kw):
-    return config("score", {"score": kw})
+    return config("score", {"score": {"robustness": True, **kw}})
 
 
 class PixelModel(nn.Module):
@@ -117,6 +117,17 @@ def test_scores_nonnegative_and_batch_size_independent():
     assert all(p.requires_grad for p in model.parameters())
 
 
+def test_without_robustness_only_the_loss_is_computed_and_it_is_the_same_loss():
+    n, shape = 40, (1, 8, 8)
+    model = LinearModel(64, 3, seed=1)
+    images = _images(n, shape)
+    labels = torch.randint(0, 3, (n,), generator=torch.Generator().manual_seed(1))
+    both = robustness_scores(model, images, labels, _score_cfg(batch_size=16))
+    loss_only = robustness_scores(model, images, labels, _score_cfg(robustness=False, batch_size=16))
+    assert np.isnan(loss_only.robustness).all() and np.isfinite(both.robustness).all()
+    np.testing.assert_allclose(loss_only.loss, both.loss, rtol=1e-6, atol=1e-7)
+
+
 def test_scores_depend_on_seed():
     n, shape = 40, (1, 8, 8)
     model = LinearModel(64, 3, seed=1)
@@ -153,7 +164,7 @@ def test_r_scales_with_eps():
 
 
 def test_non_square_images_score_with_masks_inside_them():
-    cfg = ScoreConfig(patch_min=0.25, patch_max=0.5, batch_size=16)
+    cfg = ScoreConfig(robustness=True, patch_min=0.25, patch_max=0.5, batch_size=16)
     masks = patch_masks(40, 8, 12, cfg, torch.Generator().manual_seed(0))
     assert masks.shape == (40, 1, 8, 12)
     sides = masks.sum((1, 2, 3)).sqrt()

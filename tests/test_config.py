@@ -168,6 +168,15 @@ def test_name_choices_are_the_registries():
     assert choices(ModelConfig, "arch") == sorted(["auto", *MODELS.names()])
 
 
+def test_partition_by_robustness_needs_the_score_stage_to_compute_it(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("partition:\n  by: both\n")
+    with pytest.raises(SanitizerError, match=r"\[partition\]\.by 'both' ranks by Eq. 3's R.*\[score\]\.robustness: true"):
+        load_params(path)
+    path.write_text("partition:\n  by: both\nscore:\n  robustness: true\n")
+    assert load_params(path)["score"]["robustness"] is True
+
+
 @pytest.mark.parametrize(
     "section,values,message",
     [

@@ -8,7 +8,7 @@ from conftest import REPO, needs_fashion_mnist, run, write_params
 
 pytestmark = needs_fashion_mnist
 
-PARAMS = {"data": {"limit": 300}, "train": {"epochs": 1}, "score": {"steps": 2, "batch_size": 64}, "purify": {"epochs": 1}}
+PARAMS = {"data": {"limit": 300}, "train": {"epochs": 1}, "score": {"robustness": True, "steps": 2, "batch_size": 64}, "purify": {"epochs": 1}}
 
 
 def test_two_ranks_write_the_scores_one_process_writes(tmp_path):

@@ -47,8 +47,11 @@ def test_repro_runs_every_stage_and_writes_metrics(project):
         assert 0 <= metrics[model]["acc"] <= 1 and 0 <= metrics[model]["asr"] <= 1 and 0 <= metrics[model]["robust_acc"] <= 1
     for key in ("precision", "recall", "fpr", "auroc", "flagged"):
         assert key in metrics["detection"]
-    # AdvrBD's declared signals, each beside the loss baseline on the same suspect.
-    assert set(metrics["detection"]["auroc"]) == {"suspicion", "robustness", "fit", "gap", "loss_baseline"}
+    # AdvrBD's signals, each beside the loss baseline on the same suspect; Eq. 3's R only with
+    # score.robustness, which the default leaves off (its column is null).
+    assert set(metrics["detection"]["auroc"]) == {"suspicion", "fit", "gap", "loss_baseline"}
+    scores = pl.read_parquet(proj / "data/score/scores.parquet")
+    assert scores["score"].null_count() == scores.height > 0 and scores["loss"].null_count() == 0
     assert metrics["method"]["name"] == "advrbd"
     # A backdoor 5 % strong is learnt even by a tiny run; the defended model must beat it.
     assert metrics["no_defense"]["asr"] > 0.5

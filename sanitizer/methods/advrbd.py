@@ -221,11 +221,9 @@ class AdvrBD(Method):
         paths, ids = inputs.paths, inputs.data.split.sample_ids
         ident = read_aligned(paths.identify, ["consistency", "suspected"], ids)
         scores = read_aligned(paths.scores, ["score", "loss", "gap"], ids)
-        signals = {
-            "robustness": -np.log10(np.clip(scores["score"].to_numpy(), 1e-12, None)),
-            "fit": -scores["loss"].to_numpy(),
-            "gap": scores["gap"].to_numpy(),
-        }
+        signals = {"fit": -scores["loss"].to_numpy(), "gap": scores["gap"].to_numpy()}
+        if scores["score"].null_count() == 0:  # R is computed only with score.robustness
+            signals["robustness"] = -np.log10(np.clip(scores["score"].to_numpy(), 1e-12, None))
         return Detection(
             suspicion=ident["consistency"].to_numpy(),
             suspected=ident["suspected"].to_numpy(),

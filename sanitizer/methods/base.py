@@ -52,7 +52,7 @@ class Method(ABC):
     name: ClassVar[str]
     # The params section of its own knobs (a config class registered with config.section).
     section: ClassVar[str | None] = None
-    # What `suspicion` means, and each extra signal `detect` returns: name -> meaning.
+    # What `suspicion` means, and each extra signal `detect` may return: name -> meaning.
     suspicion: ClassVar[str] = ""
     signals: ClassVar[dict[str, str]] = {}
     # Pipeline stages of its own that run before detect (their outputs are cached by DVC).
@@ -66,8 +66,8 @@ class Method(ABC):
 def check_detection(det: Detection, method: type[Method], n: int) -> None:
     """A method that returns the wrong shape or an undeclared signal is a bug in the method;
     catch it here rather than in a stage three steps later."""
-    if set(det.signals) != set(method.signals):
-        raise ValueError(f"method {method.name} returned signals {sorted(det.signals)} but declares {sorted(method.signals)}")
+    if not set(det.signals) <= set(method.signals):
+        raise ValueError(f"method {method.name} returned signals {sorted(det.signals)} but declares only {sorted(method.signals)}")
     for name, values in {"suspicion": det.suspicion, "suspected": det.suspected, **det.signals}.items():
         if np.shape(values) != (n,):
             raise ValueError(f"method {method.name}: {name} has shape {np.shape(values)}, expected ({n},)")
@@ -85,7 +85,7 @@ def write_suspicion(det: Detection, method: type[Method], sample_ids: np.ndarray
     columns.update({name: np.asarray(v, np.float64) for name, v in sorted(det.signals.items())})
     meta = {
         "method": method.name,
-        "signals": {"suspicion": method.suspicion, **method.signals},
+        "signals": {"suspicion": method.suspicion, **{name: method.signals[name] for name in det.signals}},
         "summary": det.summary,
         "models": sorted(det.models),
     }
