@@ -10,7 +10,7 @@ from conftest import needs_fashion_mnist, write_params
 from sanitizer.layout import Paths
 from sanitizer.config import config
 from sanitizer.methods.advrbd import bar_by_clusters
-from sanitizer.methods.clustering import cluster_scores, gaussian_separation, separation
+from sanitizer.methods.clustering import cluster_scores, gaussian_separation, separation, split
 from sanitizer.methods.confident import fold_of
 from sanitizer.methods.spectral import class_scores, top_per_class
 from sanitizer.metrics import mad_anomaly
@@ -68,6 +68,32 @@ def test_separation_singles_out_the_class_that_holds_two_populations():
     # The split, and so the verdict, is the same on every run.
     sep2, small2, _ = separation(features, labels, 6, dims=4)
     assert np.array_equal(sep, sep2) and np.array_equal(small, small2)
+
+
+def test_a_far_minority_off_the_first_component_is_split_off():
+    """A class longest along its first component (std 4) holds a far minority along another
+    direction: 2-means started on the first component halves the class, and only a start on a
+    later component finds the minority; its separation is then judged against a Gaussian's
+    split in the same direction, not across the first component."""
+    g = torch.Generator().manual_seed(3)
+    clean = torch.randn(600, 8, generator=g) * torch.tensor([4.0] + [1.0] * 7)
+    far = torch.randn(30, 8, generator=g) + torch.tensor([0.0, 0.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    features, labels = torch.cat([clean, far]), np.zeros(630, dtype=int)
+    first, _, _ = split(features, 4)
+    assert first[600:].sum() < 5 and first.sum() > 200  # the first start halves the class
+    sep, small, gaussian = separation(features, labels, 1, dims=4)
+    assert np.array_equal(np.flatnonzero(small), np.arange(600, 630))
+    assert sep[0] / gaussian[0] > 3
+    sep, small, gaussian = separation(clean, labels[:600], 1, dims=4)
+    assert sep[0] / gaussian[0] < 1.5 and 0.3 < small.mean() <= 0.5
+
+
+def test_gaussian_separation_across_a_principal_direction_is_the_closed_form():
+    variances = np.array([4.0, 2.0, 1.0, 1.0])
+    across_first = (8 * 4.0 / np.pi) / (8.0 - 2 * 4.0 / np.pi)
+    assert gaussian_separation(variances) == pytest.approx(across_first)
+    assert gaussian_separation(variances, np.array([-3.0, 0.0, 0.0, 0.0])) == pytest.approx(across_first)
+    assert gaussian_separation(variances, np.array([0.0, 1.0, 0.0, 0.0])) == pytest.approx((8 * 2.0 / np.pi) / (8.0 - 2 * 2.0 / np.pi))
 
 
 def test_gaussian_separation_matches_two_means_on_a_large_gaussian_sample():

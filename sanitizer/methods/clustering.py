@@ -20,11 +20,13 @@ def reduce(features: torch.Tensor, dims: int) -> torch.Tensor:
     return centred @ basis.T
 
 
-def two_means(points: torch.Tensor, iterations: int = 100) -> np.ndarray:
-    """Lloyd's 2-means, started from the two extremes of the first component (deterministic);
-    cluster 1 is the smaller one."""
-    first = points[:, 0]
-    centres = torch.stack([points[first.argmin()], points[first.argmax()]])
+def two_means(points: torch.Tensor, iterations: int = 100, centres: torch.Tensor | None = None) -> np.ndarray:
+    """Lloyd's 2-means, started from `centres` or else from the two extremes of the first
+    component (deterministic); cluster 1 is the smaller one."""
+    if centres is None:
+        first = points[:, 0]
+        centres = torch.stack([points[first.argmin()], points[first.argmax()]])
+    centres = centres.clone()
     assign = torch.zeros(len(points), dtype=torch.long)
     for _ in range(iterations):
         new = torch.cdist(points, centres).argmin(1)
@@ -43,8 +45,11 @@ def split(features: torch.Tensor, dims: int) -> tuple[np.ndarray, torch.Tensor, 
     whether it is in the smaller cluster, the points, and the larger and smaller centre."""
     points = reduce(features, min(dims, len(features) - 1))
     small = two_means(points) == 1
-    centres = torch.stack([points[torch.from_numpy(small == c)].mean(0) for c in (False, True)])
-    return small, points, centres
+    return small, points, _centres(points, small)
+
+
+def _centres(points: torch.Tensor, small: np.ndarray) -> torch.Tensor:
+    return torch.stack([points[torch.from_numpy(small == c)].mean(0) for c in (False, True)])
 
 
 def cluster_scores(features: torch.Tensor, labels: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -63,33 +68,62 @@ def cluster_scores(features: torch.Tensor, labels: np.ndarray, dims: int) -> tup
 
 
 def separation(features: torch.Tensor, labels: np.ndarray, num_classes: int, dims: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per class, how far apart its two activation clusters lie: the squared distance between
-    their centres over a sample's mean squared distance to its own centre (0 for a class too
-    small to split); per sample, whether it is in its class's smaller cluster; and per class,
-    the separation a Gaussian of the class's own principal variances gives (`gaussian_separation`).
+    """Per class, its most contrasted 2-means split: how far apart the two activation clusters
+    lie (the squared distance between their centres over a sample's mean squared distance to
+    its own centre; 0 for a class too small to split), and the separation a Gaussian of the
+    class's own principal variances gives for a cut in the same direction
+    (`gaussian_separation`); per sample, whether it is in its class's smaller cluster.
     A clean class splits into two neighbouring halves; a dirty-label target class holds two
-    populations, its own images and the poisons the trigger carried into it, far apart."""
+    populations, its own images and the poisons the trigger carried into it, far apart.
+    2-means starts from every `tail_starts`, not only the first component's extremes: a small
+    far cluster can lie along a later component of a class whose own shape is longest along
+    the first, and 2-means started there halves the class instead (Fashion-MNIST BadNets
+    all-to-all: Dress's and Bag's poisons split off at 5.2 and 6.4 times the Gaussian's
+    separation, and from the first component's extremes not at all, 1.3 and 1.5 times). The
+    split kept is the one with the highest ratio of the two."""
     sep, small, gaussian = np.zeros(num_classes), np.zeros(len(labels), dtype=bool), np.zeros(num_classes)
     for k in range(num_classes):
         rows = np.flatnonzero(labels == k)
         if len(rows) < 3:
             continue
-        small[rows], points, centres = split(features[rows], dims)
-        if not small[rows].any():  # identical activations: nothing to split
-            continue
-        spread = ((points - centres[torch.from_numpy(small[rows]).long()]) ** 2).sum(1).mean()
-        sep[k] = float(((centres[0] - centres[1]) ** 2).sum() / spread.clamp_min(1e-12))
-        gaussian[k] = gaussian_separation((points**2).mean(0).numpy())
+        points = reduce(features[rows], min(dims, len(rows) - 1))
+        variances = (points**2).mean(0).numpy()
+        best = 0.0
+        for start in tail_starts(points):
+            candidate = two_means(points, centres=start) == 1
+            if not candidate.any():  # identical activations: nothing to split
+                continue
+            centres = _centres(points, candidate)
+            spread = ((points - centres[torch.from_numpy(candidate).long()]) ** 2).sum(1).mean()
+            ratio = float(((centres[0] - centres[1]) ** 2).sum() / spread.clamp_min(1e-12))
+            reference = gaussian_separation(variances, (centres[1] - centres[0]).numpy())
+            if ratio > best * reference:  # ratio / reference > best, the first among equals
+                best, sep[k], gaussian[k], small[rows] = ratio / reference, ratio, reference, candidate
     return sep, small, gaussian
 
 
-def gaussian_separation(variances: np.ndarray) -> float:
-    """The separation 2-means gives on a Gaussian with these principal variances, in closed
-    form: it cuts through the mean across the first component, so the centres lie at
-    +-sqrt(2 l1 / pi) and each sample's squared distance to its centre is sum(l) - 2 l1 / pi.
-    Unimodal classes stay near it (Fashion-MNIST: 1.1-1.8 times it); two far populations do not."""
-    l1, total = float(variances.max()), float(variances.sum())
-    return (8 * l1 / np.pi) / max(total - 2 * l1 / np.pi, 1e-12)
+def tail_starts(points: torch.Tensor, share: float = 0.02) -> list[torch.Tensor]:
+    """Starting centres for 2-means: the class mean, and the mean of the `share` of samples
+    furthest out on either side of each component. A tail's mean, unlike its single extreme
+    sample, lies inside a far cluster that sits out along that side (Fashion-MNIST Blend
+    all-to-all: Sandal's poisons are found from a tail and from no extreme); the splits it
+    converges to were the same at a share of 2 % and 5 % on the grid's runs."""
+    mean, m = points.mean(0), max(1, int(share * len(points)))
+    order = torch.argsort(points, dim=0)
+    return [torch.stack([mean, points[side].mean(0)]) for j in range(points.shape[1]) for side in (order[:m, j], order[-m:, j])]
+
+
+def gaussian_separation(variances: np.ndarray, direction: np.ndarray | None = None) -> float:
+    """The separation of a Gaussian with these principal variances cut through its mean across
+    `direction` (default: the first component, where 2-means cuts it), in closed form: each
+    half's centre lies sqrt(2/pi) |S u| / sqrt(u'S u) from the mean, and a sample's squared
+    distance to its centre is trace(S) minus that squared. Unimodal classes stay near it
+    (Fashion-MNIST: 1.1-1.8 times it); two far populations do not."""
+    variances = np.asarray(variances, dtype=np.float64)
+    u = np.eye(len(variances))[variances.argmax()] if direction is None else np.asarray(direction, dtype=np.float64)
+    u = u / max(np.linalg.norm(u), 1e-300)
+    offset2 = (2 / np.pi) * float(((variances * u) ** 2).sum()) / max(float((variances * u * u).sum()), 1e-300)
+    return 4 * offset2 / max(float(variances.sum()) - offset2, 1e-12)
 
 
 @METHODS.register("clustering")
