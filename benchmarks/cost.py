@@ -14,6 +14,7 @@ Writes benchmarks/results/cost.md and cost.json. Take the figures on an idle mac
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time

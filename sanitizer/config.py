@@ -417,8 +417,9 @@ def load_params(path: str | Path = "params.yaml") -> dict:
     # Validate every section up front: a typo anywhere fails before any stage does work.
     for name in params:
         config(name, params)
-    if config("partition", params).by != "loss" and not config("score", params).robustness:
-        raise SanitizerError(f"{path}: [partition].by {config('partition', params).by!r} ranks by Eq. 3's R, which the score stage computes only with [score].robustness: true; set it, or set [partition].by: loss")
+    by = config("partition", params).by
+    if by != "loss" and not config("score", params).robustness:
+        raise SanitizerError(f"{path}: [partition].by {by!r} ranks by Eq. 3's R, which the score stage computes only with [score].robustness: true; set it, or set [partition].by: loss")
     return params
 
 

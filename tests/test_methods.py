@@ -251,21 +251,14 @@ def test_a_method_may_leave_out_a_declared_signal_but_not_return_an_undeclared_o
     from sanitizer.manifest import meta_value
     from sanitizer.methods.base import check_detection, signal_names, write_suspicion
 
-    class TwoSignals(Method):
-        name = "two_signals"
-        signals = {"a": "one", "b": "another"}
-
-        def detect(self, inputs):
-            raise NotImplementedError
-
     n = 4
-    det = Detection(suspicion=np.arange(n, dtype=float), suspected=np.zeros(n, bool), signals={"a": np.ones(n)})
-    write_suspicion(det, TwoSignals, np.arange(n), tmp_path / "suspicion.parquet")
-    assert signal_names(tmp_path / "suspicion.parquet") == ["suspicion", "a"]
-    assert meta_value(tmp_path / "suspicion.parquet", "signals")["a"] == "one"
+    det = Detection(suspicion=np.arange(n, dtype=float), suspected=np.zeros(n, bool))  # no margin
+    write_suspicion(det, TinyLoss, np.arange(n), tmp_path / "suspicion.parquet")
+    assert signal_names(tmp_path / "suspicion.parquet") == ["suspicion"]
+    assert meta_value(tmp_path / "suspicion.parquet", "signals") == {"suspicion": TinyLoss.suspicion}
     det.signals["c"] = np.ones(n)
-    with pytest.raises(ValueError, match=r"returned signals \['a', 'c'\] but declares only \['a', 'b'\]"):
-        check_detection(det, TwoSignals, n)
+    with pytest.raises(ValueError, match=r"returned signals \['c'\] but declares only \['margin'\]"):
+        check_detection(det, TinyLoss, n)
 
 
 def test_an_unknown_method_fails_before_any_work(tmp_path):
