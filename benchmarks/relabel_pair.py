@@ -1,16 +1,18 @@
-"""Relabel's old and new rule on one saved run (a benchmark's run folder, ground truth read):
-what each keeps among the suspects, with the same suspects and the same clean model. Old rule:
-keep when the clean model predicts the given label with p >= 0.5; new: keep when it predicts it.
+"""Relabel's keep rule at two `relabel.evidence` values on saved runs (benchmark run folders,
+ground truth read): what each drops among the suspects, with the same suspects and the same
+clean model, so only the rule differs. Evidence 0 is the argmax rule (keep a suspect when the
+clean model predicts its given label); 1.25 nats (the default) keeps it unless the clean model
+rates another class e^1.25 times its label. Prints one Markdown row per run.
 
-    python benchmarks/relabel_pair.py benchmarks/runs/grid-fmnist-blend
+    python benchmarks/relabel_pair.py benchmarks/runs/grid-fmnist-blend benchmarks/runs/grid-fmnist-sig
 """
 
+import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 import polars as pl
-import torch.nn.functional as F
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -20,26 +22,33 @@ from sanitizer.manifest import read_aligned  # noqa: E402
 from sanitizer.training import TrainSet, predict  # noqa: E402
 
 
-def main(run: Path) -> None:
+def row(run: Path, old: float, new: float) -> str:
     paths = Paths(run / "data")
     data = TrainSet(paths.store, yaml.safe_load((run / "params.yaml").read_text())["model"]["arch"])
     logits = predict(data.load(paths.clean), data.x)
-    truth = pl.read_parquet(run / "data/ingest/truth.parquet")
+    truth = pl.read_parquet(paths.truth)
     poison = np.isin(data.split.sample_ids, truth.filter(pl.col("is_poison"))["sample_id"].to_numpy())
     suspected = read_aligned(paths.suspicion, ["suspected"], data.split.sample_ids)["suspected"].to_numpy()
-    new = decide(logits, data.split.labels, suspected, min_confidence=0.5, relabel=False)
-    prob = F.softmax(logits.float(), 1).numpy()
-    kept = {
-        "old": suspected & (prob.argmax(1) == data.split.labels) & (prob.max(1) >= 0.5),  # no longer in the code
-        "new": suspected & (new.decision == "keep"),
-    }
-    for rule, keep in kept.items():
-        dropped = suspected & ~keep
+    cells = []
+    for evidence in (old, new):
+        dropped = decide(logits, data.split.labels, suspected, min_confidence=0.5, relabel=False, evidence=evidence).decision == "drop"
         recall = 100 * (dropped & poison).sum() / max(poison.sum(), 1)
-        print(f"{rule} rule: recall {recall:.2f} %, FPR {100 * (dropped & ~poison).sum() / (~poison).sum():.2f} %")
-    extra = kept["new"] & ~kept["old"]
-    print(f"kept by the new rule only: {(extra & ~poison).sum()} clean, {(extra & poison).sum()} poisons")
+        cells += [f"{recall:.2f}" if poison.any() else "n/a", f"{100 * (dropped & ~poison).sum() / (~poison).sum():.2f}"]
+        kept_poisons = (suspected & ~dropped & poison).sum()
+    return f"| {run.name} | {int(suspected.sum())} | " + " | ".join(cells) + f" | {kept_poisons} |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--evidence", nargs=2, type=float, default=(0.0, 1.25), metavar=("OLD", "NEW"))
+    args = parser.parse_args()
+    old, new = args.evidence
+    print(f"| run | suspected | recall at {old:g} | FPR at {old:g} | recall at {new:g} | FPR at {new:g} | suspected poisons kept at {new:g} |")
+    print("|---|---|---|---|---|---|---|")
+    for run in args.runs:
+        print(row(run, old, new), flush=True)
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main()

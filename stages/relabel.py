@@ -24,7 +24,7 @@ def run(cfg, paths) -> None:
     suspected = read_aligned(paths.suspicion, ["suspected"], ids)["suspected"].to_numpy()
     model = data.load(paths.clean)
     said = reviews.load(paths.reviews, ids, labels, classes)
-    method = decide(predict(model, data.x), labels, suspected, rel.min_confidence, rel.auto_relabel)
+    method = decide(predict(model, data.x), labels, suspected, rel.min_confidence, rel.auto_relabel, rel.evidence)
     dec = overrule(method, said)
     df = pl.DataFrame(
         {

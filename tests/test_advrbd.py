@@ -158,6 +158,20 @@ def test_decide_random_against_rule():
     assert {"keep", "relabel", "drop"} <= set(d.decision[suspected])
 
 
+def test_decide_evidence_keeps_a_suspect_whose_label_is_close_behind():
+    # label 0 throughout; the clean model's other class is 2x, 4x and 100x the given label
+    probs = [[0.3, 0.6, 0.1], [0.2, 0.8, 0.0], [0.0099, 0.99, 0.0001]]
+    labels, suspected = np.array([0, 0, 0]), np.array([True, True, True])
+    at = lambda evidence: decide(_logits_with(probs), labels, suspected, 0.5, False, evidence).decision.tolist()  # noqa: E731
+    assert at(0.0) == ["drop", "drop", "drop"]  # the argmax rule
+    assert at(np.log(3.0)) == ["keep", "drop", "drop"]
+    assert at(np.log(5.0)) == ["keep", "keep", "drop"]
+    kept = decide(_logits_with(probs), labels, suspected, 0.5, False, np.log(5.0))
+    assert "less than 5.00 times" in kept.reason[0] and kept.new_label.tolist() == [0, 0, 1]
+    # not suspected: kept whatever the clean model says
+    assert decide(_logits_with(probs), labels, ~suspected, 0.5, False, 0.0).decision.tolist() == ["keep"] * 3
+
+
 def test_consistency_is_log_prob_difference():
     torch.manual_seed(0)
     a = build_model("small_cnn", (1, 8, 8), 3).eval()

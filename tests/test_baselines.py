@@ -88,6 +88,27 @@ def test_a_far_minority_off_the_first_component_is_split_off():
     assert sep[0] / gaussian[0] < 1.5 and 0.3 < small.mean() <= 0.5
 
 
+def test_a_far_cluster_lumped_with_part_of_its_class_is_found_one_level_down():
+    """A class with a second mode of its own (100 samples off along its long axis) and a tight
+    far cluster of poisons beside that mode: 2-means on the whole class splits off mode and
+    poisons together, unconvincingly; inside that side, the poisons come apart and, against the
+    rest of the class, stand out clearly (Fashion-MNIST Blend all-to-all's Trouser)."""
+    g = torch.Generator().manual_seed(4)
+    main = torch.randn(900, 8, generator=g) * torch.tensor([2.0] + [1.0] * 7)
+    mode = torch.randn(100, 8, generator=g) + torch.tensor([6.0] + [0.0] * 7)
+    poisons = torch.randn(100, 8, generator=g) * 0.3 + torch.tensor([6.0, 7.5] + [0.0] * 6)
+    features, labels = torch.cat([main, mode, poisons]), np.zeros(1100, dtype=int)
+    is_poison = np.arange(1100) >= 1000
+    sep, small, gaussian = separation(features, labels, 1, dims=4)
+    assert sep[0] / gaussian[0] < 3 and small.sum() > 200 and small[is_poison].all()  # lumped, unconvincing
+    cfg = config("partition", {"partition": {"cluster_dims": 4, "cluster_anomaly": None}})
+    bar = bar_by_clusters(features, labels, 1, cfg)
+    assert bar.targets.tolist() == [0] and bar.contrast[0] > 3 and np.array_equal(bar.barred, is_poison)
+    # Without the poisons, neither level finds anything.
+    clean = bar_by_clusters(features[:1000], labels[:1000], 1, cfg)
+    assert len(clean.targets) == 0 and clean.contrast[0] < 2
+
+
 def test_gaussian_separation_across_a_principal_direction_is_the_closed_form():
     variances = np.array([4.0, 2.0, 1.0, 1.0])
     across_first = (8 * 4.0 / np.pi) / (8.0 - 2 * 4.0 / np.pi)

@@ -68,6 +68,7 @@ def test_float_rejected_for_int():
         ("partition", "rate", 0.0),
         ("enhance", "rate", 0.6),
         ("relabel", "min_confidence", 1.1),
+        ("relabel", "evidence", -0.5),
     ],
 )
 def test_out_of_range_named(section, key, value):

@@ -178,7 +178,7 @@ def test_an_experiment_sets_a_param_and_its_metrics_compare_with_the_commit(proj
     assert "data/evaluate/metrics.json" in run(["git", "ls-files"], proj).stdout
     committed = json.loads((proj / "data/evaluate/metrics.json").read_text())
     try:
-        exp = run(["dvc", "exp", "run", "-S", "relabel.min_confidence=0.6"], proj)
+        exp = run(["dvc", "exp", "run", "-S", "relabel.evidence=2.0"], proj)
         assert ran_stages(exp.stdout) == ["relabel", "evaluate"]
         # --all: a re-run stage can take the same time to the hundredth of a second, and then a
         # plain diff leaves it out.
@@ -188,9 +188,9 @@ def test_an_experiment_sets_a_param_and_its_metrics_compare_with_the_commit(proj
         assert relabel_time["new"] == json.loads((proj / "data/evaluate/metrics.json").read_text())["wall_seconds"]["relabel"]
         shown = list(csv.DictReader(io.StringIO(run(["dvc", "exp", "show", "--csv"], proj).stdout)))
         # The baseline commit and the experiment, each with its param and its own metrics.
-        by_param = {row["relabel.min_confidence"]: row for row in shown}
-        assert {"0.5", "0.6"} <= set(by_param), shown
-        assert all(0 <= float(by_param[v]["defended.acc"]) <= 1 for v in ("0.5", "0.6"))
+        by_param = {row["relabel.evidence"]: row for row in shown}
+        assert {"1.25", "2.0"} <= set(by_param), shown
+        assert all(0 <= float(by_param[v]["defended.acc"]) <= 1 for v in ("1.25", "2.0"))
     finally:
         # Back to the commit, whatever failed above, so the tests after this one see it; DVC's
         # cache restores its outputs, with no stage run.

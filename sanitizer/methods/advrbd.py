@@ -91,7 +91,8 @@ def bar_by_clusters(features, labels: np.ndarray, num_classes: int, cfg: Partiti
     barred. A clean class splits into two neighbouring halves. "Unusually" is judged two ways:
     against the other classes (MAD anomaly index: one target among clean classes), and against
     a Gaussian of the class's own shape (contrast: an all-to-all attack makes every class a
-    target, so no class stands out from the others)."""
+    target, so no class stands out from the others). A class neither way suspects is searched
+    once more, inside its two clusters (`separation`'s depth 2), for the contrast."""
     from ..metrics import mad_anomaly
     from .clustering import separation
 
@@ -100,6 +101,12 @@ def bar_by_clusters(features, labels: np.ndarray, num_classes: int, cfg: Partiti
     contrast = sep / np.maximum(gaussian, 1e-12)
     outlier = anomaly > cfg.cluster_anomaly if cfg.cluster_anomaly is not None else np.zeros(num_classes, dtype=bool)
     spread = contrast > cfg.cluster_contrast if cfg.cluster_contrast is not None else np.zeros(num_classes, dtype=bool)
+    if cfg.cluster_contrast is not None:  # a second look inside the classes not yet suspected
+        unsure = np.flatnonzero(~(outlier | spread))
+        deep_sep, deep_small, deep_gaussian = separation(features, labels, num_classes, cfg.cluster_dims, depth=2, classes=unsure)
+        deeper = np.isin(labels, unsure)
+        contrast[unsure], small[deeper] = deep_sep[unsure] / np.maximum(deep_gaussian[unsure], 1e-12), deep_small[deeper]
+        spread = contrast > cfg.cluster_contrast
     targets = np.flatnonzero(outlier | spread)
     return Bar(np.isin(labels, targets) & small, anomaly, targets, np.flatnonzero(outlier), contrast)
 
