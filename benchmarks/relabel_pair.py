@@ -33,9 +33,9 @@ def row(run: Path, old: float, new: float) -> str:
     for evidence in (old, new):
         dropped = decide(logits, data.split.labels, suspected, min_confidence=0.5, relabel=False, evidence=evidence).decision == "drop"
         recall = 100 * (dropped & poison).sum() / max(poison.sum(), 1)
-        cells += [f"{recall:.2f}" if poison.any() else "n/a", f"{100 * (dropped & ~poison).sum() / (~poison).sum():.2f}"]
-        kept_poisons = (suspected & ~dropped & poison).sum()
-    return f"| {run.name} | {int(suspected.sum())} | " + " | ".join(cells) + f" | {kept_poisons} |"
+        kept_poisons = int((suspected & ~dropped & poison).sum())
+        cells += [f"{recall:.2f}" if poison.any() else "n/a", f"{100 * (dropped & ~poison).sum() / (~poison).sum():.2f}", str(kept_poisons)]
+    return f"| {run.name} | {int(suspected.sum())} | " + " | ".join(cells) + " |"
 
 
 def main() -> None:
@@ -44,8 +44,8 @@ def main() -> None:
     parser.add_argument("--evidence", nargs=2, type=float, default=(0.0, 1.25), metavar=("OLD", "NEW"))
     args = parser.parse_args()
     old, new = args.evidence
-    print(f"| run | suspected | recall at {old:g} | FPR at {old:g} | recall at {new:g} | FPR at {new:g} | suspected poisons kept at {new:g} |")
-    print("|---|---|---|---|---|---|---|")
+    print("| run | suspected | " + " | ".join(f"{what} at {e:g}" for e in (old, new) for what in ("recall", "FPR", "suspected poisons kept")) + " |")
+    print("|---|---|---|---|---|---|---|---|")
     for run in args.runs:
         print(row(run, old, new), flush=True)
 

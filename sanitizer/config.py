@@ -379,12 +379,13 @@ class RelabelConfig:
     # Fine-tuning on clean + relabelled samples (Eq. 5).
     epochs: Annotated[int, Range(1, 1000)] = 2
     lr: Rate | None = None  # null = the architecture's fine-tuning rate (models.Recipe.tune_lr)
-    # A suspected sample is dropped only when the clean model rates another class at least
-    # e^evidence times its given label, the same likelihood ratio identification asks of the
-    # enhanced model against the clean reference (identify.threshold); otherwise it is a false
-    # alarm and kept. 0 = whenever the clean model predicts another class: on Fashion-MNIST Blend
-    # that dropped 741 hard Shirts the clean model put in Coat or Pullover with Shirt close behind.
-    evidence: Annotated[float, Range(0.0, 100.0)] = 1.25
+    # A suspected sample is dropped when the clean model rates another class more than e^evidence
+    # times its given label; otherwise it is a false alarm and kept. 0: whenever the clean model
+    # predicts another class. Raising it keeps more hard clean samples and more poisons: at 1.25
+    # (identify's ratio) Fashion-MNIST Blend's FPR went 2.30 -> 1.12 %, but BadNets kept 20 more
+    # poisons the clean model, which had learnt a trace of the patch, half accepted (recall
+    # 99.53 -> 98.87 %, ASR 0.61 -> 1.53 %).
+    evidence: Annotated[float, Range(0.0, 100.0)] = 0.0
     # A dropped sample the clean model puts in another class with at least this confidence gets
     # that class as a suggestion (or is relabelled); below it, the clean model is unsure.
     min_confidence: Fraction = 0.5

@@ -96,12 +96,12 @@ def separation(features: torch.Tensor, labels: np.ndarray, num_classes: int, dim
             continue
         points = reduce(features[rows], min(dims, len(rows) - 1))
         best = _most_contrasted(points, _clusters(points, np.arange(len(rows)), least=1))
+        d = points.shape[1]
+        least = min(d + d * (d + 1) // 2, len(rows) // 2)  # inside a side: a Gaussian's parameter count
         for _ in range(depth - 1):
             if best is None:
                 break
             sides = [np.flatnonzero(side) for side in (best[2], ~best[2]) if side.sum() >= 3]
-            # Inside a side, only clusters of as many samples as a Gaussian here has parameters.
-            least = min(d + d * (d + 1) // 2, len(rows) // 2) if (d := points.shape[1]) else 1
             best = _most_contrasted(points, (c for side in sides for c in _clusters(points, side, least)), best)
         if best is not None:
             sep[k], gaussian[k], small[rows] = best
