@@ -56,7 +56,7 @@ def _report(by: str, bar, labels: np.ndarray, classes: list[str]) -> None:
     if not len(bar.targets):
         log(f"partition: no class looks like a backdoor target by {SIGNALS[by]} (highest anomaly index {bar.anomaly[top]:.1f}, {classes[top]})")
     for c in bar.targets:
-        contrast = "" if bar.contrast is None else f", {bar.contrast[c]:.1f}x a Gaussian's split"
+        contrast = "" if bar.contrast is None else f", {bar.contrast[c]:.1f}x a Gaussian's split, {bar.axis[c]:.1f}x along the clusters' axis"
         log(f"partition: {classes[c]} looks like a backdoor target by {SIGNALS[by]} (anomaly index {bar.anomaly[c]:.1f}{contrast}); {int((bar.barred & (labels == c)).sum())} of its samples barred from D_s")
 
 

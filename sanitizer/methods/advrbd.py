@@ -66,13 +66,15 @@ class Bar:
     """Samples one filter bars from D_s, and why: each class's MAD anomaly index by the
     filter's signal, the classes it suspects as targets, those of them that stand out from the
     other classes (`outliers`; the rest are found by their clusters' contrast alone, as in an
-    all-to-all attack), and (clusters) each class's contrast."""
+    all-to-all attack), and (clusters) each class's contrast, in all dimensions and along the
+    clusters' axis."""
 
     barred: np.ndarray
     anomaly: np.ndarray
     targets: np.ndarray
     outliers: np.ndarray
     contrast: np.ndarray | None = None
+    axis: np.ndarray | None = None
 
 
 def bar_by_gap(gap: np.ndarray, labels: np.ndarray, num_classes: int, cfg: PartitionConfig) -> Bar:
@@ -91,15 +93,22 @@ def bar_by_clusters(features, labels: np.ndarray, num_classes: int, cfg: Partiti
     barred. A clean class splits into two neighbouring halves. "Unusually" is judged two ways:
     against the other classes (MAD anomaly index: one target among clean classes), and against
     a Gaussian of the class's own shape (contrast: an all-to-all attack makes every class a
-    target, so no class stands out from the others). A class neither way suspects is searched
-    once more, inside its two clusters (`separation`'s depth 2), for the contrast."""
+    target, so no class stands out from the others). A class whose poisons fill half of it
+    varies most between its two populations, so a Gaussian of its own shape lies almost as far
+    apart: its clusters are judged along their axis alone too (`axis_contrast`), where such a
+    class stands out from the others and lies further apart than the contrast bar. A class
+    none of these suspects is searched once more, inside its two clusters (`separation`'s
+    depth 2), for the contrast."""
     from ..metrics import mad_anomaly
-    from .clustering import separation
+    from .clustering import axis_contrast, separation
 
     sep, small, gaussian = separation(features, labels, num_classes, cfg.cluster_dims)
     anomaly = mad_anomaly(sep, 1e-12)
     contrast = sep / np.maximum(gaussian, 1e-12)
+    axis = axis_contrast(features, labels, small, num_classes, cfg.cluster_dims)
     outlier = anomaly > cfg.cluster_anomaly if cfg.cluster_anomaly is not None else np.zeros(num_classes, dtype=bool)
+    if cfg.cluster_anomaly is not None and cfg.cluster_contrast is not None:
+        outlier |= (mad_anomaly(axis, 1e-12) > cfg.cluster_anomaly) & (axis > cfg.cluster_contrast)
     spread = contrast > cfg.cluster_contrast if cfg.cluster_contrast is not None else np.zeros(num_classes, dtype=bool)
     if cfg.cluster_contrast is not None:  # a second look inside the classes not yet suspected
         unsure = np.flatnonzero(~(outlier | spread))
@@ -108,7 +117,7 @@ def bar_by_clusters(features, labels: np.ndarray, num_classes: int, cfg: Partiti
         contrast[unsure], small[deeper] = deep_sep[unsure] / np.maximum(deep_gaussian[unsure], 1e-12), deep_small[deeper]
         spread = contrast > cfg.cluster_contrast
     targets = np.flatnonzero(outlier | spread)
-    return Bar(np.isin(labels, targets) & small, anomaly, targets, np.flatnonzero(outlier), contrast)
+    return Bar(np.isin(labels, targets) & small, anomaly, targets, np.flatnonzero(outlier), contrast, axis)
 
 
 def bar_unfit(loss: np.ndarray, labels: np.ndarray, bars, min_fit: float) -> np.ndarray:

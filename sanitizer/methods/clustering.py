@@ -108,6 +108,30 @@ def separation(features: torch.Tensor, labels: np.ndarray, num_classes: int, dim
     return sep, small, gaussian
 
 
+def axis_contrast(features: torch.Tensor, labels: np.ndarray, small: np.ndarray, num_classes: int, dims: int) -> np.ndarray:
+    """Per class, the separation of its split (`small`) along the line through the two
+    centres alone, over a Gaussian's halving in one dimension. The more of a class the poisons
+    fill, the more of its variance lies along that line, so a Gaussian of the class's own
+    variances is cut there nearly as far apart as the two populations lie (Fashion-MNIST
+    BadNets 10 % into Dress, 6,000 poisons in 12,000: 1.9 times the Gaussian's separation in
+    10 dimensions); along the line, where the other dimensions' spread does not dilute it,
+    they lie 9.5 times as far apart. On five variant runs the all-to-one targets lay 4.3-20
+    times apart along their axis, every clean class 1.1-3.0 times. 0 where a class has no
+    split."""
+    out = np.zeros(num_classes)
+    for k in range(num_classes):
+        rows = np.flatnonzero(labels == k)
+        side = torch.from_numpy(small[rows])
+        if len(rows) < 3 or not side.any() or side.all():
+            continue
+        points = reduce(features[rows], min(dims, len(rows) - 1))
+        centres = _centres(points, small[rows])
+        axis = points @ ((centres[1] - centres[0]) / (centres[1] - centres[0]).norm().clamp_min(1e-12))
+        spread = ((axis - torch.where(side, axis[side].mean(), axis[~side].mean())) ** 2).mean()
+        out[k] = float(((axis[side].mean() - axis[~side].mean()) ** 2) / spread.clamp_min(1e-12)) / gaussian_separation(np.ones(1))
+    return out
+
+
 def _clusters(points: torch.Tensor, among: np.ndarray, least: int):
     """The clusters 2-means finds among these samples of a class from every `tail_starts`, each
     as a split of the whole class (a mask of its smaller side) of at least `least` samples.
