@@ -52,6 +52,14 @@ def _centres(points: torch.Tensor, small: np.ndarray) -> torch.Tensor:
     return torch.stack([points[torch.from_numpy(small == c)].mean(0) for c in (False, True)])
 
 
+def _separation_of(points: torch.Tensor, small: np.ndarray) -> tuple[float, torch.Tensor]:
+    """The squared distance between the split's two centres over a sample's mean squared
+    distance to its own centre, and the centres (larger side's first)."""
+    centres = _centres(points, small)
+    spread = ((points - centres[torch.from_numpy(small).long()]) ** 2).sum(1).mean()
+    return float(((centres[0] - centres[1]) ** 2).sum() / spread.clamp_min(1e-12)), centres
+
+
 def cluster_scores(features: torch.Tensor, labels: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per sample: its margin toward its class's smaller cluster (d_large - d_small over their
     sum, in [-1, 1]), whether it is in that cluster, and that cluster's share of the class."""
@@ -121,14 +129,12 @@ def axis_contrast(features: torch.Tensor, labels: np.ndarray, small: np.ndarray,
     out = np.zeros(num_classes)
     for k in range(num_classes):
         rows = np.flatnonzero(labels == k)
-        side = torch.from_numpy(small[rows])
-        if len(rows) < 3 or not side.any() or side.all():
+        if len(rows) < 3 or small[rows].all() or not small[rows].any():
             continue
         points = reduce(features[rows], min(dims, len(rows) - 1))
         centres = _centres(points, small[rows])
-        axis = points @ ((centres[1] - centres[0]) / (centres[1] - centres[0]).norm().clamp_min(1e-12))
-        spread = ((axis - torch.where(side, axis[side].mean(), axis[~side].mean())) ** 2).mean()
-        out[k] = float(((axis[side].mean() - axis[~side].mean()) ** 2) / spread.clamp_min(1e-12)) / gaussian_separation(np.ones(1))
+        along = points @ ((centres[1] - centres[0]) / (centres[1] - centres[0]).norm().clamp_min(1e-12))
+        out[k] = _separation_of(along[:, None], small[rows])[0] / gaussian_separation(np.ones(1))
     return out
 
 
@@ -156,9 +162,7 @@ def _most_contrasted(points: torch.Tensor, clusters, best=None):
     among equals."""
     variances = (points**2).mean(0).numpy()
     for small in clusters:
-        centres = _centres(points, small)
-        spread = ((points - centres[torch.from_numpy(small).long()]) ** 2).sum(1).mean()
-        ratio = float(((centres[0] - centres[1]) ** 2).sum() / spread.clamp_min(1e-12))
+        ratio, centres = _separation_of(points, small)
         reference = gaussian_separation(variances, (centres[1] - centres[0]).numpy())
         if best is None or ratio * best[1] > best[0] * reference:
             best = (ratio, reference, small)
