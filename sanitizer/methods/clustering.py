@@ -126,15 +126,17 @@ def axis_contrast(features: torch.Tensor, labels: np.ndarray, small: np.ndarray,
     they lie 9.5 times as far apart. On five variant runs the all-to-one targets lay 4.3-20
     times apart along their axis, every clean class 1.1-3.0 times. 0 where a class has no
     split."""
+    halving = gaussian_separation(np.ones(1))
     out = np.zeros(num_classes)
     for k in range(num_classes):
         rows = np.flatnonzero(labels == k)
-        if len(rows) < 3 or small[rows].all() or not small[rows].any():
+        side = small[rows]
+        if len(rows) < 3 or side.all() or not side.any():
             continue
         points = reduce(features[rows], min(dims, len(rows) - 1))
-        centres = _centres(points, small[rows])
+        centres = _centres(points, side)
         along = points @ ((centres[1] - centres[0]) / (centres[1] - centres[0]).norm().clamp_min(1e-12))
-        out[k] = _separation_of(along[:, None], small[rows])[0] / gaussian_separation(np.ones(1))
+        out[k] = _separation_of(along[:, None], side)[0] / halving
     return out
 
 
