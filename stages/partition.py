@@ -1,7 +1,8 @@
 """Stage `partition`: the most trusted samples seed the trusted set D_s (Alg. 1). Two filters
 keep poisons out of it: in a class that looks like a backdoor target, samples with a high
 purification gap, and the smaller of its two activation clusters, are barred from D_s; so are
-the samples of such a class whose label the suspect does not fit."""
+the samples of such a class whose label the suspect does not fit. A class only the gap singles
+out gives the seed its share from the middle of its trust order, not its most trusted end."""
 
 import numpy as np
 import polars as pl
@@ -11,7 +12,7 @@ from stages import main
 
 def run(cfg, paths) -> None:
     from sanitizer.manifest import aligned, read_manifest, write_manifest
-    from sanitizer.methods.advrbd import bar_by_clusters, bar_by_gap, bar_unfit
+    from sanitizer.methods.advrbd import bar_by_clusters, bar_by_gap, bar_unfit, middle_classes
     from sanitizer.methods.advrbd import partition as split_seed
     from sanitizer.progress import log
     from sanitizer.store import SampleStore
@@ -38,7 +39,10 @@ def run(cfg, paths) -> None:
         if unfit.any():
             log(f"partition: {int((unfit & ~barred).sum())} more samples barred from D_s: in a singled-out target, the suspect gives their label less than {part.target_fit}")
         barred |= unfit
-    seed = split_seed(scores["score"].to_numpy(), scores["loss"].to_numpy(), part.rate, part.by, eligible=~barred)
+    middle = middle_classes(bars)
+    for c in middle:
+        log(f"partition: {classes[c]}'s share of D_s comes from the middle of its trust order: the purification gap singles it out, but its activation clusters do not")
+    seed = split_seed(scores["score"].to_numpy(), scores["loss"].to_numpy(), part.rate, part.by, ~barred, labels, middle)
     subset = np.where(seed, "seed", np.where(barred, "barred", "rest"))
     df = pl.DataFrame({"sample_id": scores["sample_id"], "subset": subset})
     targets = {by: [classes[c] for c in bar.targets] for by, bar in bars.items()}

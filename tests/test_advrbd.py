@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 from sanitizer.config import config
 from sanitizer.decisions import decide
-from sanitizer.methods.advrbd import Bar, bar_unfit, consistency, enhance_epochs, identify, partition
+from sanitizer.methods.advrbd import Bar, bar_unfit, consistency, enhance_epochs, identify, middle_classes, partition
 from sanitizer.models import build_model
 
 
@@ -48,6 +48,33 @@ def test_partition_both_trusts_only_what_both_signals_trust():
     loss = np.array([0.0, 4.0, 5.0, 9.0, 1.0])
     np.testing.assert_array_equal(partition(robustness, loss, 0.4, by="both"), [False, True, True, False, False])
     np.testing.assert_array_equal(partition(robustness, loss, 0.2, by="robustness"), [True, False, False, False, False])
+
+
+def test_partition_takes_a_middle_class_share_from_the_middle_of_its_order():
+    # Class 1 is easy (low losses) but holds three half-learnt samples (poisons, loss 2-4):
+    # the loss-ranked seed takes exactly those as class 1's share.
+    labels = np.array([0] * 8 + [1] * 11)
+    loss = np.concatenate([np.linspace(5, 6, 8), [4.0, 3.0, 2.0], np.linspace(0.1, 0.0, 8)])
+    plain = partition(np.zeros(19), loss, 9 / 19, by="loss", labels=labels)
+    np.testing.assert_array_equal(np.flatnonzero(plain & (labels == 1)), [8])
+    seed = partition(np.zeros(19), loss, 9 / 19, by="loss", labels=labels, middle=[1])
+    np.testing.assert_array_equal(seed & (labels == 0), plain & (labels == 0))  # other classes untouched
+    # Class 1's share stays one sample: its median by loss (6th of 11, loss 0.0714), not a poison.
+    np.testing.assert_array_equal(np.flatnonzero(seed & (labels == 1)), [13])
+    # The middle of the eligible samples: barring two clean ones moves it, share kept.
+    eligible = np.ones(19, bool)
+    eligible[[17, 18]] = False
+    seed = partition(np.zeros(19), loss, 9 / 19, by="loss", eligible=eligible, labels=labels, middle=[1])
+    np.testing.assert_array_equal(np.flatnonzero(seed & (labels == 1)), [12])
+
+
+def test_middle_classes_are_the_gap_targets_the_clusters_miss():
+    def bar(targets):
+        return Bar(np.zeros(1, bool), np.zeros(4), np.array(targets, dtype=np.int64), np.array(targets, dtype=np.int64))
+
+    np.testing.assert_array_equal(middle_classes({"gap": bar([1, 3]), "clusters": bar([3, 2])}), [1])
+    np.testing.assert_array_equal(middle_classes({"gap": bar([1, 3])}), [1, 3])
+    assert len(middle_classes({"clusters": bar([2])})) == 0
 
 
 @pytest.mark.parametrize("seed", range(3))
