@@ -70,8 +70,7 @@ def partition(robustness: np.ndarray, loss: np.ndarray, rate: float, by: str = "
 def _middle(trust: np.ndarray, n: int) -> np.ndarray:
     """The `n` samples nearest the median of this trust order; the earlier sample first among
     equals."""
-    rank = np.argsort(np.argsort(trust, kind="stable"), kind="stable")
-    return np.argsort(np.abs(rank - (len(trust) - 1) / 2), kind="stable")[:n]
+    return np.argsort(np.abs(_rank(trust) - (len(trust) - 1) / 2), kind="stable")[:n]
 
 
 @dataclass
