@@ -51,6 +51,23 @@ class Classifier(nn.Module):
                 module.fit((x - self.mean) / self.std)
 
 
+class MaxPool2x2(nn.Module):
+    """2x2 max pooling, stride 2. Without autograd it is the maximum of the input's four
+    strided quarters: torch's CPU max_pool2d over channels-first maps is the slower of the
+    two by several times (small_cnn predicting 60,000 images: 3.8 -> 2.6 s on two cores).
+    With autograd it is max_pool2d itself: its backward pass is as fast, and it sends a tie's
+    gradient to the window's first maximum (ties fill an image's flat background), as the
+    models have always been trained. Both give the same values, so every model and manifest
+    stays bit-identical."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled() and x.requires_grad:
+            return F.max_pool2d(x, 2)
+        h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2  # an odd last row or column is dropped, as max_pool2d does
+        q = [x[..., i:h:2, j:w:2] for i in (0, 1) for j in (0, 1)]
+        return torch.maximum(torch.maximum(q[0], q[1]), torch.maximum(q[2], q[3]))
+
+
 def _conv_block(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
@@ -61,9 +78,9 @@ def small_cnn(channels: int, num_classes: int, height: int, width: int) -> Class
     whole Fashion-MNIST pipeline fits in minutes on two cores (~12 s an epoch)."""
     features = nn.Sequential(
         *_conv_block(channels, 16),
-        nn.MaxPool2d(2),
+        MaxPool2x2(),
         *_conv_block(16, 32),
-        nn.MaxPool2d(2),
+        MaxPool2x2(),
         nn.Flatten(),
         nn.Linear(32 * (height // 4) * (width // 4), 128),
         nn.ReLU(inplace=True),

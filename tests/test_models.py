@@ -1,7 +1,8 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
-from sanitizer.models import MODELS, build_model, resolve_arch
+from sanitizer.models import MODELS, MaxPool2x2, build_model, resolve_arch
 
 
 @pytest.mark.parametrize(
@@ -100,3 +101,17 @@ def test_auto_builds_matching_model():
     assert m.head.in_features == 128
     m = build_model("auto", (3, 32, 32), 10)
     assert m.head.in_features == (512 if torch.cuda.is_available() else 96)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 6, 6), (1, 2, 7, 5)])
+def test_max_pool_2x2_is_max_pool2d_with_and_without_autograd(shape):
+    torch.manual_seed(0)
+    x = torch.randint(0, 3, shape).float()  # a window of four values from three: ties in most
+    with torch.no_grad():
+        assert torch.equal(MaxPool2x2()(x), F.max_pool2d(x, 2))
+    ours, theirs = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    out = MaxPool2x2()(ours)
+    grad = torch.randn_like(out)
+    out.backward(grad)
+    F.max_pool2d(theirs, 2).backward(grad)
+    assert torch.equal(ours.grad, theirs.grad)  # a tie's gradient goes to its window's first maximum
