@@ -52,9 +52,9 @@ def parse_frame(frame: str) -> tuple[str, str]:
 def classify(stack: list[str]) -> tuple[str, str]:
     """(innermost function of ours, kind of work below it) for one sample's stack (root first)."""
     frames = [parse_frame(f) for f in stack]
-    mine = [i for i, (_, path) in enumerate(frames) if path.startswith(OURS)]
     if any(path.startswith("<frozen importlib") for _, path in frames):
         return "(imports)", "imports"
+    mine = [i for i, (_, path) in enumerate(frames) if path.startswith(OURS)]
     if not mine:
         return "(outside our code)", "other"
     i = mine[-1]
