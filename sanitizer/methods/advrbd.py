@@ -105,7 +105,11 @@ def bar_by_clusters(features, labels: np.ndarray, num_classes: int, cfg: Partiti
     barred. A clean class splits into two neighbouring halves. "Unusually" is judged two ways:
     against the other classes (MAD anomaly index: one target among clean classes), and against
     a Gaussian of the class's own shape (contrast: an all-to-all attack makes every class a
-    target, so no class stands out from the others). A class whose poisons fill half of it
+    target, so no class stands out from the others). Standing out from the other classes
+    takes both the separation and the contrast: a class whose own shape is long splits far
+    apart without a second population (Fashion-MNIST WaNet 2 % into Dress: Sandal's
+    separation stood out at 3.5 MAD indexes with a contrast of 1.59, and 1,412 of its clean
+    images were dropped). A class whose poisons fill half of it
     varies most between its two populations, so a Gaussian of its own shape lies almost as far
     apart: its clusters are judged along their axis alone too (`axis_contrast`), where such a
     class stands out from the others and lies further apart than the contrast bar. Only a
@@ -121,8 +125,8 @@ def bar_by_clusters(features, labels: np.ndarray, num_classes: int, cfg: Partiti
     anomaly = mad_anomaly(sep, 1e-12)
     contrast = sep / np.maximum(gaussian, 1e-12)
     axis = axis_contrast(features, labels, small, num_classes, cfg.cluster_dims)
-    outlier = anomaly > cfg.cluster_anomaly if cfg.cluster_anomaly is not None else np.zeros(num_classes, dtype=bool)
     spread = contrast > cfg.cluster_contrast if cfg.cluster_contrast is not None else np.zeros(num_classes, dtype=bool)
+    outlier = (anomaly > cfg.cluster_anomaly) & (mad_anomaly(contrast, 1e-12) > cfg.cluster_anomaly) if cfg.cluster_anomaly is not None else np.zeros(num_classes, dtype=bool)
     if cfg.cluster_anomaly is not None and cfg.cluster_contrast is not None:
         outlier |= (mad_anomaly(axis, 1e-12) > cfg.cluster_anomaly) & (axis > cfg.cluster_contrast) & ~spread
     if cfg.cluster_contrast is not None:  # a second look inside the classes not yet suspected
