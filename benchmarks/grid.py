@@ -93,6 +93,8 @@ VARIANTS = {
     "adaptive_patch-t5-r10": {"name": "adaptive_patch", "target": 5, "rate": 0.10},
     "physical_ba-t4-r2": {"name": "physical_ba", "target": 4, "rate": 0.02},
     "badnets-all-to-all-r2": {"name": "badnets", "mode": "all-to-all", "rate": 0.02},
+    "badnets-t6-r3-2px-top-right": {"name": "badnets", "target": 6, "rate": 0.03, "trigger_size": 2, "position": "top-right"},
+    "wanet-t3-r2": {"name": "wanet", "target": 3, "rate": 0.02},
 }
 ROW_SETS = {"fmnist-variants": VARIANTS}
 
