@@ -27,7 +27,7 @@ def keep_freed_memory() -> None:
     """glibc hands a freed block of more than 32 MiB back to the kernel and maps it afresh on
     the next allocation, so a large batch's activations page-fault in anew every batch:
     small_cnn predicting 60,000 images at batch 1024 took 6.0 s, and 2.1 s with freed memory
-    kept for reuse (peak RSS +36 MiB; benchmarks/results/profile.md). Values are unchanged.
+    kept for reuse (its peak RSS 36 MiB higher). Values are unchanged.
     Other C libraries (macOS, musl) are left as they are."""
     try:
         libc = ctypes.CDLL("libc.so.6")

@@ -54,7 +54,7 @@ class Classifier(nn.Module):
 class MaxPool2x2(nn.Module):
     """2x2 max pooling, stride 2. Without autograd it is the maximum of the input's four
     strided quarters: torch's CPU max_pool2d over channels-first maps is the slower of the
-    two by several times (small_cnn predicting 60,000 images: 3.8 -> 2.6 s on two cores).
+    two by several times (small_cnn predicting 60,000 images: 3.8 -> 2.0 s on two cores).
     With autograd it is max_pool2d itself: its backward pass is as fast, and it sends a tie's
     gradient to the window's first maximum (ties fill an image's flat background), as the
     models have always been trained. Both give the same values, so every model and manifest
