@@ -25,10 +25,7 @@ from pathlib import Path
 import yaml
 
 from cost import BENCHMARK_ONLY, DEFENSE
-from run_pipeline import REPO, machine, markdown_table
-
-sys.path.insert(0, str(REPO / "tests"))
-from project import make_project  # noqa: E402
+from run_pipeline import REPO, machine, make_project, markdown_table
 
 RATE = 100  # samples a second: 1 % of a 1-second function is one sample
 TOP = 6  # functions listed per stage
@@ -85,34 +82,32 @@ def py_spy() -> str:
     return spy
 
 
-def py_spy_version() -> str:
-    return subprocess.run([py_spy(), "--version"], capture_output=True, text=True).stdout.split()[-1]
-
-
 def profile_run(proj: Path, out: Path) -> None:
     """The stages of dvc.yaml in order, the defense stages under py-spy (the benchmark-only
-    ones are left out): their samples in `out`, with walls.json, each one's wall time."""
+    ones are left out): their samples in `out`, with run.json, py-spy's version and each
+    profiled stage's wall time."""
     spy = py_spy()
     walls = {}
     for name, stage in yaml.safe_load((proj / "dvc.yaml").read_text())["stages"].items():
         if name in BENCHMARK_ONLY:
             continue
         cmd = [sys.executable if word == "python" else word for word in stage["cmd"].split()]
-        raw = out / f"{name}.txt"
-        if name in DEFENSE:
-            cmd = [spy, "record", "--rate", str(RATE), "--nonblocking", "--format", "raw", "--output", str(raw), "--", *cmd]
+        profiled = name in DEFENSE
+        if profiled:
+            cmd = [spy, "record", "--rate", str(RATE), "--nonblocking", "--format", "raw", "--output", str(out / f"{name}.txt"), "--", *cmd]
         print(f"stage {name}", flush=True)
         start = time.perf_counter()
         subprocess.run(cmd, cwd=proj, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wall = time.perf_counter() - start
-        if name in DEFENSE:
-            walls[name] = round(wall, 1)
-    (out / "walls.json").write_text(json.dumps(walls, indent=2) + "\n")
+        if profiled:
+            walls[name] = round(time.perf_counter() - start, 1)
+    version = subprocess.run([spy, "--version"], capture_output=True, text=True).stdout.split()[-1]
+    (out / "run.json").write_text(json.dumps({"py_spy": version, "walls": walls}, indent=2) + "\n")
 
 
-def stages_of(raws: Path) -> dict:
-    walls = json.loads((raws / "walls.json").read_text())
-    return {name: {"wall_s": wall, **summarise(raws / f"{name}.txt")} for name, wall in walls.items()}
+def stages_of(raws: Path) -> tuple[str, dict]:
+    """py-spy's version and, per profiled stage, its wall time and summarised samples."""
+    run = json.loads((raws / "run.json").read_text())
+    return run["py_spy"], {name: {"wall_s": wall, **summarise(raws / f"{name}.txt")} for name, wall in run["walls"].items()}
 
 
 def pct(part: float, whole: float) -> str:
@@ -164,7 +159,8 @@ def main() -> None:
         raws = proj / "profile"
         raws.mkdir()
         profile_run(proj, raws)
-    doc = {"command": "python benchmarks/profiling.py", "machine": machine(), "py_spy": py_spy_version(), "rate": RATE, "stages": stages_of(raws)}
+    version, stages = stages_of(raws)
+    doc = {"command": "python benchmarks/profiling.py", "machine": machine(), "py_spy": version, "rate": RATE, "stages": stages}
     out = REPO / "benchmarks" / "results"
     (out / "profile.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     (out / "profile.md").write_text(markdown(doc))
