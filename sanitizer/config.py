@@ -291,6 +291,11 @@ class IdentifyConfig:
     # Suspected when log p_E(y|x) - log p_C(y|x) exceeds this, in nats (1.25: E fits the
     # given label e^1.25 = 3.5 times more confidently than C).
     threshold: Annotated[float, Range(0.0, 100.0)] = 1.25
+    # Where the consistency flags: `targets`, only in the classes partition suspects as
+    # backdoor targets (poisons carry their target's label, so a flag elsewhere is a false
+    # alarm: 0.71 % of clean Fashion-MNIST, 37 % of a clean CIFAR-10 subset); `all`, every class,
+    # a safety net for a target partition's filters miss.
+    scope: typing.Literal["targets", "all"] = "targets"
 
 
 @section("loss")

@@ -66,7 +66,7 @@ STAGES = (
     Stage("score", ("method", "model", "score", "purify"), ("store", "suspect"), ("scores",), only_for="advrbd", ranks=True),
     Stage("partition", ("method", "model", "partition"), ("store", "suspect", "scores"), ("partition",), only_for="advrbd"),
     Stage("enhance", ("method", "model", "train", "enhance"), ("store", "suspect", "partition"), ("rounds", "enhanced", "snapshots"), only_for="advrbd"),
-    Stage("identify", ("method", "identify"), ("rounds", "partition"), ("identify",), only_for="advrbd"),
+    Stage("identify", ("method", "identify"), ("store", "rounds", "partition"), ("identify",), only_for="advrbd"),
     # The method-neutral hand-over: every stage after it reads only suspicion.parquet. It reads
     # the outputs of every method's own stages (DVC needs them listed); a method uses its own.
     Stage("detect", ("method", "model", "train"), ("store", "suspect", "scores", "partition", "identify", "enhanced"), ("suspicion", "method_models"), runs_method=True),

@@ -103,6 +103,15 @@ def test_identify_threshold_strict_and_barred_samples_suspected():
     np.testing.assert_array_equal(identify(c, 0.69, barred), [True, False, False, True, True])
 
 
+def test_identify_with_a_scope_flags_by_consistency_only_in_target_classes():
+    c = np.array([3.0, 3.0, -1.0, 3.0])
+    barred = np.array([False, False, False, True])
+    in_target = np.array([True, False, True, False])
+    # The second sample is inconsistent but outside every target; the fourth is barred.
+    np.testing.assert_array_equal(identify(c, 1.25, barred, in_target), [True, False, False, True])
+    np.testing.assert_array_equal(identify(c, 1.25, barred, None), [True, True, False, True])
+
+
 def test_bar_unfit_bars_only_the_suspected_targets_samples_the_suspect_does_not_fit():
     labels = np.array([1, 1, 1, 2, 2, 0])
     p_label = np.array([0.9, 0.4, 0.5, 0.1, 0.9, 0.01])  # the suspect's probability of the given label

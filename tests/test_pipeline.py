@@ -286,6 +286,34 @@ def test_diagnosis_counts_the_seed_and_each_round(project):
     assert (d["seed_worst_class"]["size"], d["seed_worst_class"]["poisons"]) == (worst["size"], worst["poisons"])
 
 
+def test_identify_scoped_to_targets_flags_by_consistency_only_in_them(project, tmp_path):
+    """identify.scope `targets`: outside the classes partition suspects, a sample is suspected
+    only when barred; the project's own run (scope `all`) flags a superset. Partition's
+    manifest is rewritten to name Trouser, which the tiny suspect is too weak to single out."""
+    from sanitizer.manifest import write_manifest
+
+    proj, _ = project
+    scoped = tmp_path / "scoped"
+    shutil.copytree(proj, scoped, ignore=shutil.ignore_patterns(".git", ".dvc"))
+    partition = pl.read_parquet(proj / "data/partition/partition.parquet")
+    write_manifest(partition, scoped / "data/partition/partition.parquet", "partition", {"suspected_targets": ["Trouser"], "suspected_by": {"clusters": ["Trouser"]}})
+    write_params(scoped / "params.yaml", {**TINY_PARAMS, "identify": {"scope": "targets"}})
+    run(["python", "-m", "stages.identify"], scoped)
+    labels = pl.read_parquet(proj / "data/ingest/store/samples.parquet").filter(pl.col("split") == "train").select("sample_id", "label")
+    both = (
+        pl.read_parquet(scoped / "data/identify/identify.parquet")
+        .join(pl.read_parquet(proj / "data/identify/identify.parquet").rename({"suspected": "everywhere", "consistency": "c"}), on="sample_id")
+        .join(partition, on="sample_id")
+        .join(labels, on="sample_id")
+    )
+    assert (both["consistency"] == both["c"]).all() and both["everywhere"].any()
+    trouser = pl.col("label") == meta_value(proj / "data/ingest/store/samples.parquet", "classes").index("Trouser")
+    barred = pl.col("subset") == "barred"
+    expected = pl.col("everywhere") & (trouser | barred)
+    assert both.filter(pl.col("suspected") != expected).is_empty()
+    assert both.filter(pl.col("suspected")).height > 0 and both.filter(pl.col("everywhere") & ~pl.col("suspected")).height > 0
+
+
 def test_changing_partition_rate_reruns_only_downstream(project):
     proj, _ = project
     write_params(proj / "params.yaml", {**TINY_PARAMS, "partition": {"rate": 0.25}})

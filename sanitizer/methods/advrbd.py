@@ -242,15 +242,21 @@ def _copy_state(model) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def identify(consistency_: np.ndarray, threshold: float, barred: np.ndarray) -> np.ndarray:
+def identify(consistency_: np.ndarray, threshold: float, barred: np.ndarray, in_target: np.ndarray | None = None) -> np.ndarray:
     """Suspected poisoned: the enhanced model fits the given label `exp(threshold)` times
     more confidently than the clean reference does, or partition barred the sample from D_s.
+    With `in_target`, the consistency counts only there (identify.scope): a clean sample
+    the enhanced model fits better than a weak reference is no poison, and outside a target
+    class that is all the consistency can find.
     A barred sample was judged part of a target class's poison-like outliers; trusting it for
     the clean model anyway let the few barred poisons whose trigger the clean reference also
     half-accepts (Fashion-MNIST BadNets all-to-all: 60 Dresses with the patch, labelled Coat)
     teach the clean model their backdoor. The relabel step still keeps a barred clean sample
     the clean model confirms."""
-    return (consistency_ > threshold) | barred
+    inconsistent = consistency_ > threshold
+    if in_target is not None:
+        inconsistent &= in_target
+    return inconsistent | barred
 
 
 @METHODS.register("advrbd")
