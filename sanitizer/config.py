@@ -293,8 +293,8 @@ class IdentifyConfig:
     threshold: Annotated[float, Range(0.0, 100.0)] = 1.25
     # Where the consistency flags: `targets`, only in the classes partition suspects as
     # backdoor targets (poisons carry their target's label, so a flag elsewhere is a false
-    # alarm: 0.71 % of clean Fashion-MNIST, 37 % of a clean CIFAR-10 subset); `all`, every class,
-    # a safety net for a target partition's filters miss.
+    # alarm: 0.71 % of clean Fashion-MNIST, 37 % of a clean CIFAR-10 subset); `all`, in every
+    # class, a safety net for a target that partition's filters miss.
     scope: typing.Literal["targets", "all"] = "targets"
 
 
