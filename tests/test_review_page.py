@@ -110,6 +110,11 @@ def test_filter_mark_and_download_then_apply(review_data, page, tmp_path):
     assert result.exit_code == 0, result.output
     got = {(r.sample_id, r.decision, r.label, r.who, r.note) for r in reviews.read(data.parent / "reviews.csv")}
     assert got == {("f", "relabel", "cat", "ana", 'looks like a "cat", really'), (IDS[1], "keep", "", "ana", "")}
-    # The choices outlive a reload of the page.
+    # The choices outlive a reload of the page. Chromium hands a page's localStorage writes to
+    # its storage service asynchronously (a CI run once reloaded before they landed), so wait
+    # until another tab of the same browser sees them: that is what a reload reads.
+    other = page.context.new_page()
+    other.goto(out.as_uri())
+    other.wait_for_function("Object.keys(localStorage).some(k => JSON.parse(localStorage.getItem(k)).length === 2)", timeout=10_000)
     page.reload()
     assert page.locator("#pending").inner_text() == "2 choices"
