@@ -12,12 +12,16 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (mallo
 
 
 def default_device() -> torch.device:
-    """Under torchrun, a rank's own GPU, or its share of the cores."""
+    """Under torchrun, a rank's own GPU; on a CPU every core, for every rank too: a forward
+    pass's float results depend on the thread count (Intel Xeon, 2 cores: 49 of 300 suspect
+    losses differed in their last bits between 1 and 2 threads), so ranks with a share of the
+    cores each would not merge into one process's manifest byte for byte. The ranks then
+    oversubscribe the cores: on a CPU torchrun buys exactness checks, not speed."""
     local = int(os.environ.get("LOCAL_RANK", 0))
     if torch.cuda.is_available():
         torch.cuda.set_device(local)
         return torch.device("cuda", local)
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
+    torch.set_num_threads(os.cpu_count() or 1)
     keep_freed_memory()
     return torch.device("cpu")
 

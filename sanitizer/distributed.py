@@ -46,17 +46,6 @@ def shard(n: int) -> range:
     return range(rank, n, size)
 
 
-def alone() -> None:
-    """From here on rank 0 works alone (the helper ranks wait at teardown's barrier): on a CPU it
-    takes back every core, as one process has them. Training's float results depend on the
-    thread count (weight gradients are summed per thread), so this also keeps what rank 0
-    computes alone byte-identical to one process's."""
-    import torch
-
-    if world()[1] > 1 and not torch.cuda.is_available():
-        torch.set_num_threads(os.cpu_count() or 1)
-
-
 def gather(parts: dict[int, T]) -> dict[int, T]:
     """Every rank's {batch index: result}, merged, on every rank."""
     if world()[1] == 1:

@@ -20,7 +20,6 @@ def run(cfg, paths) -> None:
     scores = robustness_scores(suspect, data.x, data.y, cfg["score"])
     if not distributed.is_main():  # under torchrun: rank 0 computes the rest and writes
         return
-    distributed.alone()
     gap = purification_gap(suspect, data.x, data.y, cfg["purify"], suspect_loss=scores.loss)
     df = pl.DataFrame({"sample_id": data.split.sample_ids, "score": pl.Series(scores.robustness, nan_to_null=True), "loss": scores.loss, "gap": gap})
     meta = {"score": "robustness R (Eq. 3); low = suspicious; null unless score.robustness", "loss": "CE at given label", "gap": "purification gap, nats; high = suspicious"}
