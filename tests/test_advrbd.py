@@ -116,10 +116,9 @@ def test_bar_unfit_bars_only_the_suspected_targets_samples_the_suspect_does_not_
     labels = np.array([1, 1, 1, 2, 2, 0])
     p_label = np.array([0.9, 0.4, 0.5, 0.1, 0.9, 0.01])  # the suspect's probability of the given label
     loss = -np.log(p_label)
-    singled_out = lambda *classes: Bar(None, None, np.array(classes), np.array(classes, dtype=int))  # noqa: E731
-    np.testing.assert_array_equal(bar_unfit(loss, labels, [singled_out(1)], 0.5), [False, True, False, False, False, False])
-    np.testing.assert_array_equal(bar_unfit(loss, labels, [singled_out(1), singled_out(2)], 0.5), [False, True, False, True, False, False])
-    assert not bar_unfit(loss, labels, [singled_out()], 0.5).any()  # no suspected target: nothing barred
+    np.testing.assert_array_equal(bar_unfit(loss, labels, [1], 0.5), [False, True, False, False, False, False])
+    np.testing.assert_array_equal(bar_unfit(loss, labels, [1, 2], 0.5), [False, True, False, True, False, False])
+    assert not bar_unfit(loss, labels, [], 0.5).any()  # no suspected target: nothing barred
 
 
 def _logits_with(probs):
