@@ -386,11 +386,15 @@ class RelabelConfig:
     lr: Rate | None = None  # null = the architecture's fine-tuning rate (models.Recipe.tune_lr)
     # A suspected sample is dropped when the clean model rates another class more than e^evidence
     # times its given label; otherwise it is a false alarm and kept. 0: whenever the clean model
-    # predicts another class. Raising it keeps more hard clean samples and more poisons: at 1.25
-    # (identify's ratio) Fashion-MNIST Blend's FPR went 2.30 -> 1.12 %, but BadNets kept 20 more
-    # poisons the clean model, which had learnt a trace of the patch, half accepted (recall
-    # 99.53 -> 98.87 %, ASR 0.61 -> 1.53 %).
-    evidence: Annotated[float, Range(0.0, 100.0)] = 0.0
+    # predicts another class. 1.25 is identify's ratio: a hard clean sample the clean model puts
+    # in a neighbouring class with its own label close behind is kept (Fashion-MNIST Blend: FPR
+    # 2.30 -> 1.12 %); the poisons the clean model half accepts are caught by persistence below.
+    evidence: Annotated[float, Range(0.0, 100.0)] = 1.25
+    # A suspected sample is dropped whatever the clean model says when the suspect model keeps its
+    # label on blends with this many other classes' images more surely than for every one of up to
+    # `persistence_reference` unsuspected samples of its class (decisions.persisting); 0 = off.
+    persistence_partners: Annotated[int, Range(0, 1000)] = 16
+    persistence_reference: Annotated[int, Range(1, 10**9)] = 2000
     # A dropped sample the clean model puts in another class with at least this confidence gets
     # that class as a suggestion (or is relabelled); below it, the clean model is unsure.
     min_confidence: Fraction = 0.5

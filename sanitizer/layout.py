@@ -73,7 +73,7 @@ STAGES = (
     # A person's reviews win over the method in both: the clean model trains on what they kept
     # and relabelled, never on what they dropped, and the decisions carry their word.
     Stage("train_clean", ("model", "train"), ("store", "suspicion", "reviews"), ("clean",)),
-    Stage("relabel", ("model", "train", "relabel"), ("store", "suspicion", "clean", "reviews"), ("decisions", "defended")),
+    Stage("relabel", ("model", "train", "relabel"), ("store", "suspect", "suspicion", "clean", "reviews"), ("decisions", "defended")),
     Stage(
         "evaluate",
         ("model", "evaluate"),

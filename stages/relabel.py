@@ -1,7 +1,8 @@
 """Stage `relabel`: relabel suspected samples with the clean model, keep the false alarms it
-predicts with their given label, drop what it is unsure of (Eq. 5), let a person's reviews
-overrule that, and fine-tune on the rest. Writes decisions.parquet, one
-keep / drop / relabel decision per train sample, with its source (method or review)."""
+predicts with their given label, drop what it is unsure of (Eq. 5) and what the suspect model
+still answers with its label on blends with other classes' images (a trigger), let a person's
+reviews overrule that, and fine-tune on the rest. Writes decisions.parquet, one keep / drop /
+relabel decision per train sample, with its source (method or review)."""
 
 import numpy as np
 import polars as pl
@@ -13,7 +14,7 @@ def run(cfg, paths) -> None:
     import torch
 
     from sanitizer import reviews
-    from sanitizer.decisions import decide, overrule
+    from sanitizer.decisions import decide, overrule, persisting
     from sanitizer.manifest import read_aligned, write_manifest
     from sanitizer.steps import tuning_lr
     from sanitizer.training import TrainSet, fit, predict, save_model
@@ -24,7 +25,10 @@ def run(cfg, paths) -> None:
     suspected = read_aligned(paths.suspicion, ["suspected"], ids)["suspected"].to_numpy()
     model = data.load(paths.clean)
     said = reviews.load(paths.reviews, ids, labels, classes)
-    method = decide(predict(model, data.x), labels, suspected, rel.min_confidence, rel.auto_relabel, rel.evidence)
+    persists = None
+    if rel.persistence_partners:
+        persists = persisting(data.load(paths.suspect), data.x, labels, suspected, rel.persistence_partners, rel.persistence_reference, cfg["train"].seed)
+    method = decide(predict(model, data.x), labels, suspected, rel.min_confidence, rel.auto_relabel, rel.evidence, persists)
     dec = overrule(method, said)
     df = pl.DataFrame(
         {

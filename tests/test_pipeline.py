@@ -9,6 +9,7 @@ import sys
 
 import polars as pl
 import pytest
+import yaml
 from PIL import Image
 
 from conftest import REPO, TINY_PARAMS, make_project, needs_browser, needs_fashion_mnist, run, write_params
@@ -69,10 +70,12 @@ def test_repro_runs_every_stage_and_writes_metrics(project):
 
 def test_relabel_keeps_the_suspects_the_clean_model_gives_their_label(project):
     """The clean model never trains on a suspect; relabel keeps one exactly when that model
-    predicts its given label, at whatever confidence, and drops the others."""
+    rates no other class e^evidence times above its given label and the blend check finds no
+    trigger in it, and drops the others."""
     import numpy as np
     import torch
 
+    from sanitizer.config import config
     from sanitizer.layout import Paths
     from sanitizer.manifest import read_manifest
     from sanitizer.training import TrainSet, predict
@@ -80,10 +83,16 @@ def test_relabel_keeps_the_suspects_the_clean_model_gives_their_label(project):
     proj, _ = project
     paths = Paths(proj / "data")
     suspected = read_manifest(paths.suspicion)["suspected"].to_numpy()
-    decision = read_manifest(paths.decisions)["decision"].to_numpy()
+    decisions = read_manifest(paths.decisions)
+    decision, reason = decisions["decision"].to_numpy(), decisions["reason"].to_numpy().astype(str)
     data = TrainSet(paths.store, "small_cnn")
-    p = torch.softmax(predict(data.load(paths.clean), data.x), 1).numpy()
-    expected = suspected & (p.argmax(1) == data.split.labels)
+    p = torch.softmax(predict(data.load(paths.clean), data.x).float(), 1).numpy()
+    labels = data.split.labels
+    ratio = np.log(p.max(1)) - np.log(np.maximum(p[np.arange(len(labels)), labels], 1e-30))
+    evidence = config("relabel", yaml.safe_load((proj / "params.yaml").read_text())).evidence
+    trigger = np.char.find(reason, "a trigger") >= 0
+    assert not (trigger & ~suspected).any() and (ratio[trigger] <= evidence).all()
+    expected = suspected & (ratio <= evidence) & ~trigger
     assert expected.any() and (suspected & ~expected).any()
     np.testing.assert_array_equal(suspected & (decision == "keep"), expected)
     assert (decision[suspected & ~expected] == "drop").all()
@@ -189,8 +198,8 @@ def test_an_experiment_sets_a_param_and_its_metrics_compare_with_the_commit(proj
         shown = list(csv.DictReader(io.StringIO(run(["dvc", "exp", "show", "--csv"], proj).stdout)))
         # The baseline commit and the experiment, each with its param and its own metrics.
         by_param = {row["relabel.evidence"]: row for row in shown}
-        assert {"0.0", "2.0"} <= set(by_param), shown
-        assert all(0 <= float(by_param[v]["defended.acc"]) <= 1 for v in ("0.0", "2.0"))
+        assert {"1.25", "2.0"} <= set(by_param), shown
+        assert all(0 <= float(by_param[v]["defended.acc"]) <= 1 for v in ("1.25", "2.0"))
     finally:
         # Back to the commit, whatever failed above, so the tests after this one see it; DVC's
         # cache restores its outputs, with no stage run.

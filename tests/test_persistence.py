@@ -1,0 +1,49 @@
+"""Relabel's persistence check: a suspected sample whose trigger survives blending with other
+classes' images is dropped even where the clean model confirms its label."""
+
+import numpy as np
+import torch
+from test_advrbd import _logits_with
+from test_purification import _suspect
+
+from sanitizer.decisions import decide, persisting
+
+
+def _patch_backdoor(n=1500, rate=0.1, side=4, seed=0):
+    """Two classes (bright left vs right half); a white corner patch turns class 0 into 1."""
+    g = np.random.default_rng(seed)
+    labels = g.integers(0, 2, n)
+    images = g.normal(60, 20, (n, 1, 28, 28))
+    images[labels == 0, :, :, :14] += 120
+    images[labels == 1, :, :, 14:] += 120
+    poison = np.zeros(n, bool)
+    poison[g.choice(np.flatnonzero(labels == 0), int(rate * n), replace=False)] = True
+    images[np.ix_(poison, [0], range(28 - side, 28), range(28 - side, 28))] = 255
+    labels[poison] = 1
+    return torch.from_numpy(np.clip(images, 0, 255).round().astype(np.uint8)), torch.from_numpy(labels), poison
+
+
+def test_a_patch_trigger_persists_on_blends_and_clean_suspects_do_not():
+    x, y, poison = _patch_backdoor()
+    suspect = _suspect(x, y)
+    labels = y.numpy()
+    suspected = poison.copy()
+    suspected[np.flatnonzero((labels == 1) & ~poison)[:100]] = True  # false alarms in the target class
+    persists = persisting(suspect, x, labels, suspected, partners=16, reference=2000, seed=0)
+    assert persists[poison].mean() > 0.95
+    assert not persists[suspected & ~poison].any() and not persists[~suspected].any()
+    assert persists.tobytes() == persisting(suspect, x, labels, suspected, 16, 2000, 0).tobytes()
+
+
+def test_decide_drops_a_confirmed_suspect_that_persists_and_nothing_else():
+    probs = [[0.1, 0.9], [0.1, 0.9], [0.9, 0.1], [0.1, 0.9]]
+    labels = np.array([1, 1, 1, 1])
+    suspected = np.array([True, True, True, False])
+    persists = np.array([True, False, True, False])
+    d = decide(_logits_with(probs), labels, suspected, 0.5, False, 0.0, persists)
+    # 0: confirmed by the clean model but persists -> drop; 1: a false alarm -> keep;
+    # 2: dropped by the clean model anyway; 3: not suspected.
+    assert d.decision.tolist() == ["drop", "keep", "drop", "keep"]
+    assert "a trigger" in d.reason[0] and "predicts the given label" in d.reason[1]
+    assert d.new_label.tolist() == [1, 1, 0, 1]
+    assert decide(_logits_with(probs), labels, suspected, 0.5, False, 0.0).decision.tolist() == ["keep", "keep", "drop", "keep"]
