@@ -2,29 +2,14 @@
 classes' images is dropped even where the clean model confirms its label."""
 
 import numpy as np
-import torch
 from test_advrbd import _logits_with
-from test_purification import _suspect
+from test_purification import _backdoor, _suspect
 
 from sanitizer.decisions import decide, persisting
 
 
-def _patch_backdoor(n=1500, rate=0.1, side=4, seed=0):
-    """Two classes (bright left vs right half); a white corner patch turns class 0 into 1."""
-    g = np.random.default_rng(seed)
-    labels = g.integers(0, 2, n)
-    images = g.normal(60, 20, (n, 1, 28, 28))
-    images[labels == 0, :, :, :14] += 120
-    images[labels == 1, :, :, 14:] += 120
-    poison = np.zeros(n, bool)
-    poison[g.choice(np.flatnonzero(labels == 0), int(rate * n), replace=False)] = True
-    images[np.ix_(poison, [0], range(28 - side, 28), range(28 - side, 28))] = 255
-    labels[poison] = 1
-    return torch.from_numpy(np.clip(images, 0, 255).round().astype(np.uint8)), torch.from_numpy(labels), poison
-
-
 def test_a_patch_trigger_persists_on_blends_and_clean_suspects_do_not():
-    x, y, poison = _patch_backdoor()
+    x, y, poison = _backdoor(0, patch=4)
     suspect = _suspect(x, y)
     labels = y.numpy()
     suspected = poison.copy()

@@ -11,9 +11,10 @@ from sanitizer.purification import class_anomaly, purification_gap, purify
 from sanitizer.training import fit
 
 
-def _backdoor(amplitude, n=1500, poison_rate=0.1, seed=0):
+def _backdoor(amplitude, n=1500, poison_rate=0.1, seed=0, patch=0):
     """Two bold classes (bright left vs right half) and a dirty-label trigger: a checkerboard
-    of the given amplitude (0..255) over the whole image turns class 0 into class 1."""
+    of the given amplitude (0..255) over the whole image turns class 0 into class 1, or with
+    `patch`, a white square of that side in the bottom-right corner."""
     g = np.random.default_rng(seed)
     labels = g.integers(0, 2, n)
     images = g.normal(60, 20, (n, 1, 28, 28))
@@ -21,8 +22,11 @@ def _backdoor(amplitude, n=1500, poison_rate=0.1, seed=0):
     images[labels == 1, :, :, 14:] += 120
     poison = np.zeros(n, bool)
     poison[g.choice(np.flatnonzero(labels == 0), int(poison_rate * n), replace=False)] = True
-    checker = (np.indices((28, 28)).sum(0) % 2) * 2 - 1
-    images[poison] += amplitude * checker
+    if patch:
+        images[np.ix_(poison, [0], range(28 - patch, 28), range(28 - patch, 28))] = 255
+    else:
+        checker = (np.indices((28, 28)).sum(0) % 2) * 2 - 1
+        images[poison] += amplitude * checker
     labels = labels.copy()
     labels[poison] = 1
     x = torch.from_numpy(np.clip(images, 0, 255).round().astype(np.uint8))
