@@ -69,9 +69,9 @@ def persisting(model, images: torch.Tensor, labels: np.ndarray, suspected: np.nd
     blending (a patch, a blended pattern), so the backdoored model still answers the target
     (STRIP, Gao et al. 2019). A clean sample the detector suspected is as ordinary under
     blending as the unsuspected ones. Fashion-MNIST BadNets 3 % into Shirt, 2-px patch: the
-    the 25 suspected poisons the clean model confirmed kept their label at 0.98-1.00 on blends,
-    2,000 of the class's unsuspected samples at most 0.85; WaNet's warp does not survive (none of its
-    suspected poisons stands out), so this only adds drops."""
+    25 suspected poisons the clean model confirmed kept their label at 0.98-1.00 on blends,
+    2,000 of the class's unsuspected samples at most 0.85. A warp (WaNet) does not survive
+    blending and none of its suspects stands out: the check only adds drops."""
     rng = np.random.default_rng(seed)
     rows = np.flatnonzero(suspected)
     refs = [rng.choice(r, min(reference, len(r)), replace=False) for r in (np.flatnonzero((labels == c) & ~suspected) for c in range(int(labels.max()) + 1))]
