@@ -75,13 +75,11 @@ def persisting(model, images: torch.Tensor, labels: np.ndarray, suspected: np.nd
     rng = np.random.default_rng(seed)
     rows = np.flatnonzero(suspected)
     refs = [rng.choice(r, min(reference, len(r)), replace=False) for r in (np.flatnonzero((labels == c) & ~suspected) for c in range(int(labels.max()) + 1))]
-    p = blend_persistence(model, images, labels, np.concatenate([rows, *refs]), partners, rng)
-    ceiling = np.full(len(refs), np.inf)  # a class with no unsuspected sample: nothing to compare with
-    start = len(rows)
-    for c, r in enumerate(refs):
-        if len(r):
-            ceiling[c] = p[start : start + len(r)].max()
-        start += len(r)
+    ref = np.concatenate(refs)
+    p = blend_persistence(model, images, labels, np.concatenate([rows, ref]), partners, rng)
+    ceiling = np.full(len(refs), -np.inf)
+    np.maximum.at(ceiling, labels[ref], p[len(rows) :])
+    ceiling[np.isneginf(ceiling)] = np.inf  # a class with no unsuspected sample: nothing to compare with
     out = np.zeros(len(labels), dtype=bool)
     out[rows] = p[: len(rows)] > ceiling[labels[rows]]
     return out
@@ -107,7 +105,7 @@ def blend_persistence(model, images: torch.Tensor, labels: np.ndarray, rows: np.
             blend = (to_float(images[i], device) + to_float(images[j], device)) / 2
             p[start : start + len(i)] = F.softmax(model(blend).float(), 1).cpu()[torch.arange(len(i)), torch.from_numpy(labels)[i]].double().numpy()
             advance(len(i))
-    return p.reshape(len(rows), partners).mean(1) if len(rows) else p
+    return p.reshape(len(rows), partners).mean(1)
 
 
 def overrule(dec: Decisions, said) -> Decisions:
