@@ -391,8 +391,9 @@ class RelabelConfig:
     # 2.30 -> 1.12 %); the poisons the clean model half accepts are caught by persistence below.
     evidence: Annotated[float, Range(0.0, 100.0)] = 1.25
     # A suspected sample is dropped whatever the clean model says when the suspect model keeps its
-    # label on blends with this many other classes' images more surely than for every one of up to
-    # `persistence_reference` unsuspected samples of its class (decisions.persisting); 0 = off.
+    # label on blends with this many other classes' images more surely than the clean model does, by
+    # more than for every one of up to `persistence_reference` unsuspected samples of its class
+    # (decisions.persisting); 0 = off.
     persistence_partners: Annotated[int, Range(0, 1000)] = 16
     persistence_reference: Annotated[int, Range(1, 10**9)] = 2000
     # A dropped sample the clean model puts in another class with at least this confidence gets

@@ -1,6 +1,7 @@
 """Stage `relabel`: relabel suspected samples with the clean model, keep the false alarms it
 predicts with their given label, drop what it is unsure of (Eq. 5) and what the suspect model
-still answers with its label on blends with other classes' images (a trigger), let a person's
+still answers with its label on blends with other classes' images, more surely than the clean
+model does (a trigger), let a person's
 reviews overrule that, and fine-tune on the rest. Writes decisions.parquet, one keep / drop /
 relabel decision per train sample, with its source (method or review)."""
 
@@ -14,7 +15,7 @@ def run(cfg, paths) -> None:
     import torch
 
     from sanitizer import reviews
-    from sanitizer.decisions import decide, overrule, persisting
+    from sanitizer.decisions import decide, doubted, overrule, persisting
     from sanitizer.manifest import read_aligned, write_manifest
     from sanitizer.steps import tuning_lr
     from sanitizer.training import TrainSet, fit, predict, save_model
@@ -25,10 +26,12 @@ def run(cfg, paths) -> None:
     suspected = read_aligned(paths.suspicion, ["suspected"], ids)["suspected"].to_numpy()
     model = data.load(paths.clean)
     said = reviews.load(paths.reviews, ids, labels, classes)
+    logits = predict(model, data.x)
     persists = None
     if rel.persistence_partners:
-        persists = persisting(data.load(paths.suspect), data.x, labels, suspected, rel.persistence_partners, rel.persistence_reference, cfg["train"].seed)
-    method = decide(predict(model, data.x), labels, suspected, rel.min_confidence, rel.auto_relabel, rel.evidence, persists)
+        confirmed = suspected & ~doubted(logits, labels, rel.evidence)  # the only suspects the check can drop
+        persists = persisting(data.load(paths.suspect), model, data.x, labels, suspected, confirmed, rel.persistence_partners, rel.persistence_reference, cfg["train"].seed)
+    method = decide(logits, labels, suspected, rel.min_confidence, rel.auto_relabel, rel.evidence, persists)
     dec = overrule(method, said)
     df = pl.DataFrame(
         {
