@@ -110,13 +110,14 @@ def blend_persistence(models, images: torch.Tensor, labels: np.ndarray, rows: np
         mate[mine] = pool[rng.integers(len(pool), size=(int(mine.sum()), partners))]
     pairs = np.stack([np.repeat(rows, partners), mate.ravel()], 1)
     device = next(models[0].parameters()).device
+    for model in models:
+        model.eval()
     p, given = np.empty((len(models), len(pairs))), torch.tensor(labels)  # a copy: labels may be read-only
     with torch.no_grad(), progress_bar("blend persistence", len(pairs)) as advance:
         for start in range(0, len(pairs), batch_size):
             i, j = (torch.from_numpy(col) for col in pairs[start : start + batch_size].T)
             blend = (to_float(images[i], device) + to_float(images[j], device)) / 2
             for m, model in enumerate(models):
-                model.eval()
                 p[m, start : start + len(i)] = F.softmax(model(blend).float(), 1).cpu()[torch.arange(len(i)), given[i]].double().numpy()
             advance(len(i))
     return list(p.reshape(len(models), len(rows), partners).mean(2))
