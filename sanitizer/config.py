@@ -260,6 +260,10 @@ class PartitionConfig:
     # than a Gaussian of its own principal variances would split (clean Fashion-MNIST classes
     # 1.1-1.8; each class of an all-to-all attack 4.9-9.7); null = off.
     cluster_contrast: Annotated[float | None, Range(1.0, 1e6)] = 3.0
+    # Also a suspected target: a class whose two clusters leave the space between them this empty,
+    # the emptiest stretch between their centres over the lower peak beside it (a class cut through
+    # one population: near 1; Fashion-MNIST classes no attack targeted: 0.3 and up); null = off.
+    cluster_valley: Annotated[float | None, Range(0.0, 1.0)] = 0.1
     cluster_dims: Annotated[int, Range(1, 4096)] = 10  # principal components the split is made in
     # In a class either filter finds standing out from the others (MAD index), samples the
     # suspect gives their label less than this probability are barred too: the poisons it has

@@ -27,7 +27,7 @@ def run(cfg, paths) -> None:
     bars = {}
     if part.max_gap is not None:
         bars["gap"] = bar_by_gap(scores["gap"].to_numpy(), labels, len(classes), part)
-    if part.cluster_anomaly is not None or part.cluster_contrast is not None:
+    if part.cluster_anomaly is not None or part.cluster_contrast is not None or part.cluster_valley is not None:
         data = TrainSet(paths.store, cfg["model"].arch)
         features = predict(data.load(paths.suspect), data.x, features=True, desc="suspect features")
         bars["clusters"] = bar_by_clusters(features, labels, len(classes), part)
@@ -61,7 +61,7 @@ def _report(by: str, bar, labels: np.ndarray, classes: list[str]) -> None:
     if not len(bar.targets):
         log(f"partition: no class looks like a backdoor target by {SIGNALS[by]} (highest anomaly index {bar.anomaly[top]:.1f}, {classes[top]})")
     for c in bar.targets:
-        contrast = "" if bar.contrast is None else f", {bar.contrast[c]:.1f}x a Gaussian's split, {bar.axis[c]:.1f}x along the clusters' axis"
+        contrast = "" if bar.contrast is None else f", {bar.contrast[c]:.1f}x a Gaussian's split, {bar.axis[c]:.1f}x along the clusters' axis, valley {bar.valley[c]:.2f}"
         log(f"partition: {classes[c]} looks like a backdoor target by {SIGNALS[by]} (anomaly index {bar.anomaly[c]:.1f}{contrast}); {int((bar.barred & (labels == c)).sum())} of its samples barred from D_s")
 
 

@@ -134,6 +134,35 @@ def test_a_target_half_filled_with_poisons_stands_out_along_its_clusters_axis():
     assert len(clean.targets) == 0 and not clean.barred.any()
 
 
+def test_a_separate_population_out_along_the_class_long_axis_is_found_by_its_valley():
+    """A class longest along its first component (std 2.5) holds 80 tight poisons 3.6 of its
+    standard deviations out along that axis: a Gaussian of the class's own shape splits nearly
+    as far apart there, so the contrast stays under its bar, but no sample lies in the space
+    between the poisons and the class (Fashion-MNIST Blend all-to-all's Bag)."""
+    from sanitizer.methods.clustering import valley
+
+    g = torch.Generator().manual_seed(7)
+    clean = torch.randn(1000, 8, generator=g) * torch.tensor([2.5] + [1.0] * 7)
+    poisons = torch.randn(80, 8, generator=g) * 0.5 + torch.tensor([9.0] + [0.0] * 7)
+    features, labels = torch.cat([clean, poisons]), np.zeros(1080, dtype=int)
+    cfg = config("partition", {"partition": {"cluster_dims": 4}})
+    bar = bar_by_clusters(features, labels, 1, cfg)
+    assert bar.contrast[0] < cfg.cluster_contrast and bar.valley[0] < cfg.cluster_valley
+    assert bar.targets.tolist() == [0] and bar.barred[1000:].all() and bar.barred[:1000].sum() < 20
+    assert bar_by_clusters(features, labels, 1, config("partition", {"partition": {"cluster_dims": 4, "cluster_valley": None}})).targets.tolist() == []
+    # The class alone, cut in two, has no valley: it is densest toward its mode.
+    alone = bar_by_clusters(clean, labels[:1000], 1, cfg)
+    assert alone.valley[0] > 0.3 and len(alone.targets) == 0
+    # Two halves of one Gaussian: the emptiest stretch between their centres is about as full as the lower peak.
+    halves = torch.randn(4000, 2, generator=g)
+    assert valley(halves, (halves[:, 0] > 0).numpy()) > 0.8
+    # A few far outliers are no population: fewer than a 4-dimensional Gaussian's 14 parameters.
+    from sanitizer.methods.clustering import valleys
+
+    outliers = torch.cat([clean, torch.full((5, 8), 20.0)])
+    assert valleys(outliers, np.zeros(1005, dtype=int), np.arange(1005) >= 1000, 1, 4)[0] == 1.0
+
+
 def test_gaussian_separation_across_a_principal_direction_is_the_closed_form():
     variances = np.array([4.0, 2.0, 1.0, 1.0])
     across_first = (8 * 4.0 / np.pi) / (8.0 - 2 * 4.0 / np.pi)

@@ -154,7 +154,7 @@ def test_partition_stage_bars_high_gap_samples_of_a_suspected_target_class(tmp_p
     partition_stage = lambda params, paths: run(StageParams(stage("partition"), params), paths)  # noqa: E731
     # Anomaly index of class d: (0.6 - 0.05) / max(MAD 0.074, noise floor 0.1) = 5.5; class b: 0.5.
     # (no suspect model here: the activation-cluster filter is tested in test_baselines.py)
-    gap_only = {"rate": 0.5, "by": "loss", "max_gap": 1.25, "min_anomaly": 3, "cluster_anomaly": None, "cluster_contrast": None}
+    gap_only = {"rate": 0.5, "by": "loss", "max_gap": 1.25, "min_anomaly": 3, "cluster_anomaly": None, "cluster_contrast": None, "cluster_valley": None}
     partition_stage({"partition": {**gap_only, "target_fit": None}}, paths)
     subset = read_manifest(paths.partition, ["subset"])["subset"].to_numpy()
     assert (subset[30:36] == "barred").all() and (subset != "barred").sum() == 34
@@ -167,9 +167,9 @@ def test_partition_stage_bars_high_gap_samples_of_a_suspected_target_class(tmp_p
     partition_stage({"partition": {**gap_only, "target_fit": 0.5}}, paths)
     subset = read_manifest(paths.partition, ["subset"])["subset"].to_numpy()
     assert (subset[30:39] == "barred").all() and subset[39] != "barred" and (subset[:30] != "barred").all()
-    partition_stage({"partition": {"rate": 0.5, "by": "loss", "max_gap": 1.25, "cluster_anomaly": None, "cluster_contrast": None}}, paths)  # min_anomaly 10: nothing flagged
+    partition_stage({"partition": {"rate": 0.5, "by": "loss", "max_gap": 1.25, "cluster_anomaly": None, "cluster_contrast": None, "cluster_valley": None}}, paths)  # min_anomaly 10: nothing flagged
     plain = read_manifest(paths.partition, ["subset"])["subset"].to_numpy()
-    partition_stage({"partition": {"rate": 0.5, "by": "loss", "max_gap": None, "cluster_anomaly": None, "cluster_contrast": None}}, paths)  # no filter
+    partition_stage({"partition": {"rate": 0.5, "by": "loss", "max_gap": None, "cluster_anomaly": None, "cluster_contrast": None, "cluster_valley": None}}, paths)  # no filter
     assert (plain == read_manifest(paths.partition, ["subset"])["subset"].to_numpy()).all()
     assert set(plain) == {"seed", "rest"} and meta_value(paths.partition, "suspected_targets") == []
 
