@@ -134,9 +134,7 @@ def axis_contrast(features: torch.Tensor, labels: np.ndarray, small: np.ndarray,
         if len(rows) < 3 or side.all() or not side.any():
             continue
         points = reduce(features[rows], min(dims, len(rows) - 1))
-        centres = _centres(points, side)
-        along = points @ ((centres[1] - centres[0]) / (centres[1] - centres[0]).norm().clamp_min(1e-12))
-        out[k] = _separation_of(along[:, None], side)[0] / halving
+        out[k] = _separation_of(_along_axis(points, side)[0][:, None], side)[0] / halving
     return out
 
 
@@ -166,11 +164,9 @@ def valley(points: torch.Tensor, small: np.ndarray, bins: int = 20, least: int =
     centres lie next to the class's spread (Fashion-MNIST Blend all-to-all: Bag's 277 poisons
     split off at 2.6 times a Gaussian's separation, under the contrast bar of 3, but with not
     one sample in the emptiest stretch; on clean data the classes' splits lie at 0.45-1)."""
-    centres = _centres(points, small)
-    axis = (centres[1] - centres[0]) / (centres[1] - centres[0]).norm().clamp_min(1e-12)
-    lo, hi = float(centres[0] @ axis), float(centres[1] @ axis)
+    along, (lo, hi) = _along_axis(points, small)
     width = (hi - lo) / bins
-    counts, _ = np.histogram((points @ axis).numpy(), lo - width * bins / 2 + width * np.arange(2 * bins + 1))
+    counts, _ = np.histogram(along.numpy(), lo - width * bins / 2 + width * np.arange(2 * bins + 1))
     between = counts[bins // 2 : bins // 2 + bins]
     at = bins // 2 + int(np.argmin(between))
     peak = min(counts[: at + 1].max(), counts[at:].max())
@@ -179,6 +175,14 @@ def valley(points: torch.Tensor, small: np.ndarray, bins: int = 20, least: int =
     # stretches each expected to hold 14 (0.7 of a 20-sample peak), one would hold at most 2 (a
     # tenth) about once in 500 classes.
     return float(between.min() / peak) if peak >= least else 1.0
+
+
+def _along_axis(points: torch.Tensor, small: np.ndarray) -> tuple[torch.Tensor, tuple[float, float]]:
+    """The samples' positions on the line through a split's two centres (larger side's first),
+    and the two centres' positions on it."""
+    centres = _centres(points, small)
+    axis = (centres[1] - centres[0]) / (centres[1] - centres[0]).norm().clamp_min(1e-12)
+    return points @ axis, (float(centres[0] @ axis), float(centres[1] @ axis))
 
 
 def _clusters(points: torch.Tensor, among: np.ndarray, least: int):
