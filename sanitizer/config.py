@@ -394,8 +394,8 @@ class RelabelConfig:
     # in a neighbouring class with its own label close behind is kept (Fashion-MNIST Blend: FPR
     # 2.30 -> 1.12 %); the poisons the clean model half accepts are caught by persistence below.
     evidence: Annotated[float, Range(0.0, 100.0)] = 1.25
-    # A suspected sample is dropped whatever the clean model says when the suspect model keeps its
-    # label on blends with this many other classes' images more surely than the clean model does, by
+    # A suspected sample is dropped whatever the clean model says when, on blends with this many
+    # other classes' images, the suspect model answers unlike the clean model (total variation), by
     # more than for every one of up to `persistence_reference` unsuspected samples of its class
     # (decisions.persisting); 0 = off.
     persistence_partners: Annotated[int, Range(0, 1000)] = 16
