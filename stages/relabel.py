@@ -1,7 +1,7 @@
 """Stage `relabel`: relabel suspected samples with the clean model, keep the false alarms it
 predicts with their given label, drop what it is unsure of (Eq. 5) and what the suspect model
-still answers with its label on blends with other classes' images more surely than the clean
-model does (a trigger), let a person's reviews overrule that, and fine-tune on the rest.
+answers unlike the clean model on blends with other classes' images (a trigger), let a
+person's reviews overrule that, and fine-tune on the rest.
 Writes decisions.parquet, one keep / drop / relabel decision per train sample, with its source
 (method or review)."""
 
