@@ -79,20 +79,20 @@ def persisting(suspect, clean, images: torch.Tensor, labels: np.ndarray, suspect
     What both models see in a blend is its two images; the difference between their answers
     (total variation) is the trigger's. An all-to-one trigger pulls the blend to the target,
     the suspect's label; an all-to-all trigger to the class after whichever image dominates
-    the blend, often the partner's, which a check at the label alone missed (Fashion-MNIST Blend all-to-all:
-    41 of the 49 suspected poisons the clean model confirmed, against 6 at the label). A warp
-    (WaNet) does not survive blending: the check adds little there."""
+    the blend, often the partner's, which a check at the label alone missed (Fashion-MNIST
+    Blend all-to-all: 41 of the 49 suspected poisons the clean model confirmed, against 6 at
+    the label). A warp (WaNet) does not survive blending: the check adds little there."""
     rng = np.random.default_rng(seed)
     rows = np.flatnonzero(candidates)
     classes = np.unique(labels[rows])
     refs = [rng.choice(r, min(reference, len(r)), replace=False) for r in (np.flatnonzero((labels == c) & ~suspected) for c in classes)]
     ref = np.concatenate([rows[:0], *refs])
-    gap = blend_disagreement(suspect, clean, images, labels, np.concatenate([rows, ref]), partners, rng)
+    disagreement = blend_disagreement(suspect, clean, images, labels, np.concatenate([rows, ref]), partners, rng)
     ceiling = np.full(int(labels.max()) + 1, -np.inf)
-    np.maximum.at(ceiling, labels[ref], gap[len(rows) :])
+    np.maximum.at(ceiling, labels[ref], disagreement[len(rows) :])
     ceiling[np.isneginf(ceiling)] = np.inf  # a class with no unsuspected sample: nothing to compare with
     out = np.zeros(len(labels), dtype=bool)
-    out[rows] = gap[: len(rows)] > ceiling[labels[rows]]
+    out[rows] = disagreement[: len(rows)] > ceiling[labels[rows]]
     return out
 
 
