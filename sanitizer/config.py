@@ -395,9 +395,9 @@ class RelabelConfig:
     # 2.30 -> 1.12 %); the poisons the clean model half accepts are caught by persistence below.
     evidence: Annotated[float, Range(0.0, 100.0)] = 1.25
     # A suspected sample is dropped whatever the clean model says when, on blends with this many
-    # other classes' images, the suspect model answers unlike the clean model (total variation), by
-    # more than for every one of up to `persistence_reference` unsuspected samples of its class
-    # (decisions.persisting); 0 = off.
+    # other classes' images, the suspect model answers unlike the clean model (total variation)
+    # far more than for up to `persistence_reference` unsuspected samples of its class: beyond
+    # 3.5 robust standard deviations above their median (decisions.persisting); 0 = off.
     persistence_partners: Annotated[int, Range(0, 1000)] = 16
     persistence_reference: Annotated[int, Range(1, 10**9)] = 2000
     # A dropped sample the clean model puts in another class with at least this confidence gets

@@ -62,8 +62,10 @@ def detection(flagged: np.ndarray, is_poison: np.ndarray) -> dict:
     }
 
 
-def mad_anomaly(values: np.ndarray, floor: float) -> np.ndarray:
+def mad_anomaly(values: np.ndarray, floor: float, reference: np.ndarray | None = None) -> np.ndarray:
     """How many robust standard deviations (1.4826 MAD, at least `floor`) each value lies
-    above the median: the outlier test Neural Cleanse applies to per-class statistics."""
-    median = np.median(values)
-    return (values - median) / max(1.4826 * np.median(np.abs(values - median)), floor)
+    above the median of `reference` (by default the values themselves): the outlier test
+    Neural Cleanse applies to per-class statistics."""
+    ref = values if reference is None else reference
+    median = np.median(ref)
+    return (values - median) / max(1.4826 * np.median(np.abs(ref - median)), floor)
