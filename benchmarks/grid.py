@@ -187,6 +187,18 @@ def methods_table(rows: dict[str, dict], config: dict, attacks: dict[str, dict] 
     return markdown_table(header, lines)
 
 
+def commits(rows: dict) -> str:
+    """Which code measured which rows (a grid re-run in chunks mixes commits)."""
+    by: dict[str, list[str]] = {}
+    for key, m in rows.items():
+        by.setdefault(m["benchmark"].get("commit") or "not recorded", []).append(key)
+    if list(by) == ["not recorded"]:
+        return "Commits not recorded (rows from before 2026-12-06)."
+    if len(by) == 1:
+        return f"Every row at commit {next(iter(by))}."
+    return "Rows by commit: " + "; ".join(f"{c}: {', '.join(keys)}" for c, keys in by.items()) + "."
+
+
 def write(dataset: str, doc: dict, out: Path) -> None:
     (out / f"{doc['name']}.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     methods, attacks = doc.get("methods"), rows_of(dataset)
@@ -200,7 +212,7 @@ def write(dataset: str, doc: dict, out: Path) -> None:
         f"Bars (issue 17), on {'the final model' if methods else 'the defended model'}: {BARS}. "
         f"(weak): the attack itself reaches < {STRONG_ATTACK:.0%} ASR without defense."
         + (" †: measured under an earlier params.yaml than this one (the JSON keeps it); re-run it with --rows." if any(stale(m, doc["config"]) for m in doc["rows"].values()) else "")
-        + "\n\n"
+        + "\n" + commits(doc["rows"]) + "\n\n"
         + (f"Methods: {', '.join(methods)}, each with its params.yaml section as committed. RA: robust accuracy (PGD-7, 6/255). "
            "Method's model: PBE's and PUD's purified model; AdvrBD's backdoor-enhanced model E, whose high ASR is by design. "
            "Detection s: the method's own stages. Paper: PBE's own CIFAR-10 figures (a different dataset and model: for scale, not a bar).\n\n" + methods_table(doc["rows"], doc["config"], attacks) if methods else table(doc["rows"], doc["config"], attacks))

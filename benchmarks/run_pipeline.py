@@ -84,9 +84,21 @@ def run_scenario(name: str, overrides: dict, workdir: Path, command: str, dvc: b
         "noop_ran_nothing": None if noop is None else "Running stage" not in noop.stdout,
         "defaults": yaml.safe_load((REPO / "params.yaml").read_text()),  # the params.yaml the overrides apply to
         "machine": machine(),
+        "commit": commit(),
         "command": command,
     }
     return metrics
+
+
+def commit() -> str | None:
+    """The code a row measured: a grid re-run in chunks mixes commits, which its params alone
+    do not show. "+changes" when the tree had uncommitted edits; None outside a git checkout."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+changes" if dirty else "")
 
 
 def run_stages_in_order(proj: Path) -> None:
