@@ -62,6 +62,8 @@ def test_separation_singles_out_the_class_that_holds_two_populations():
     assert sep[5] == 0 and np.argmax(sep) == 3
     anomaly = mad_anomaly(sep[:5], 1e-12)
     assert anomaly[3] > 3.5 and (np.delete(anomaly, 3) < 3.5).all()
+    # Judged against a reference instead: its median and spread, not the values' own.
+    assert np.allclose(mad_anomaly(np.array([2.0, 9.0]), 1e-12, np.array([0.0, 1.0, 2.0, 3.0, 4.0])), [0.0, 7 / 1.4826])
     assert np.array_equal(np.flatnonzero(small & (labels == 3)), np.arange(600, 640))  # exactly the far ones
     # A clean class splits into two halves, not into a far minority.
     assert all(0.3 < small[labels == k].mean() <= 0.5 for k in (0, 1, 2, 4))

@@ -23,6 +23,11 @@ def test_a_patch_trigger_persists_on_blends_and_clean_suspects_do_not():
     # Only the candidates are judged; the others are never flagged.
     some = suspected & (np.arange(len(labels)) % 2 == 0)
     assert not persisting(suspect, clean, x, labels, suspected, some, 16, 2000, 0)[suspected & ~some].any()
+    # Poisons identification missed sit among the references, with a poison's disagreement: the
+    # cut, an outlier test, still flags the suspected ones (the references' highest would not).
+    missed = poison & (np.arange(len(labels)) % 5 == 0)
+    persists = persisting(suspect, clean, x, labels, suspected & ~missed, suspected & ~missed, 16, 2000, 0)
+    assert missed.sum() >= 20 and persists[poison & ~missed].mean() > 0.95
 
 
 class _Thirds(torch.nn.Module):
