@@ -92,10 +92,11 @@ def run_scenario(name: str, overrides: dict, workdir: Path, command: str, dvc: b
 
 def commit() -> str | None:
     """The code a row measured: a grid re-run in chunks mixes commits, which its params alone
-    do not show. "+changes" when the tree had uncommitted edits; None outside a git checkout."""
+    do not show. "+changes" when the tree had uncommitted edits (besides the results a grid writes
+    as it goes); None outside a git checkout."""
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results"], cwd=REPO, check=True, capture_output=True, text=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return head + ("+changes" if dirty else "")
