@@ -1,7 +1,8 @@
 """Stage `partition`: the most trusted samples seed the trusted set D_s (Alg. 1). Two filters
 keep poisons out of it: in a class that looks like a backdoor target, samples with a high
 purification gap, and the smaller of its two activation clusters, are barred from D_s; so are
-the samples of a class the gap singles out whose label the suspect does not fit. A class only
+the samples of a target that stands out from the other classes whose label the suspect does
+not fit. A class only
 the gap singles out gives the seed its share from the middle of its trust order, not its most
 trusted end."""
 
@@ -13,7 +14,7 @@ from stages import main
 
 def run(cfg, paths) -> None:
     from sanitizer.manifest import aligned, read_manifest, write_manifest
-    from sanitizer.methods.advrbd import bar_by_clusters, bar_by_gap, bar_unfit, middle_classes
+    from sanitizer.methods.advrbd import bar_by_clusters, bar_by_gap, bar_unfit, middle_classes, standout_classes
     from sanitizer.methods.advrbd import partition as split_seed
     from sanitizer.progress import log
     from sanitizer.store import SampleStore
@@ -36,9 +37,9 @@ def run(cfg, paths) -> None:
         _report(by, bar, labels, classes)
         barred |= bar.barred
     if part.target_fit is not None:
-        unfit = bar_unfit(scores["loss"].to_numpy(), labels, bars["gap"].outliers if "gap" in bars else [], part.target_fit)
+        unfit = bar_unfit(scores["loss"].to_numpy(), labels, standout_classes(bars), part.target_fit)
         if unfit.any():
-            log(f"partition: {int((unfit & ~barred).sum())} more samples barred from D_s: in a target the gap singles out, the suspect gives their label less than {part.target_fit}")
+            log(f"partition: {int((unfit & ~barred).sum())} more samples barred from D_s: in a target that stands out from the other classes, the suspect gives their label less than {part.target_fit}")
         barred |= unfit
     middle = middle_classes(bars)
     for c in middle:

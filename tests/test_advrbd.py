@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 from sanitizer.config import config
 from sanitizer.decisions import decide
-from sanitizer.methods.advrbd import Bar, bar_unfit, consistency, enhance_epochs, identify, middle_classes, partition
+from sanitizer.methods.advrbd import Bar, bar_unfit, consistency, enhance_epochs, identify, middle_classes, partition, standout_classes
 from sanitizer.models import build_model
 
 
@@ -75,6 +75,18 @@ def test_middle_classes_are_the_gap_targets_the_clusters_miss():
     np.testing.assert_array_equal(middle_classes({"gap": bar([1, 3]), "clusters": bar([3, 2])}), [1])
     np.testing.assert_array_equal(middle_classes({"gap": bar([1, 3])}), [1, 3])
     assert len(middle_classes({"clusters": bar([2])})) == 0
+
+
+def test_standout_classes_are_either_signals_outliers_not_its_contrast_only_targets():
+    def bar(targets, outliers):
+        return Bar(np.zeros(1, bool), np.zeros(4), np.array(targets, dtype=np.int64), np.array(outliers, dtype=np.int64))
+
+    # The clusters single out class 1 alone (the gap's view of it inverted: CIFAR-10 BadNets).
+    np.testing.assert_array_equal(standout_classes({"gap": bar([], []), "clusters": bar([1], [1])}), [1])
+    np.testing.assert_array_equal(standout_classes({"gap": bar([3], [3]), "clusters": bar([1, 3], [1])}), [1, 3])
+    # All-to-all: every class a target by its clusters' contrast, none standing out.
+    assert len(standout_classes({"gap": bar([], []), "clusters": bar([0, 1, 2, 3], [])})) == 0
+    assert len(standout_classes({})) == 0
 
 
 @pytest.mark.parametrize("seed", range(3))
