@@ -77,6 +77,23 @@ def test_middle_classes_are_the_gap_targets_the_clusters_miss():
     assert len(middle_classes({"clusters": bar([2])})) == 0
 
 
+def test_partition_makes_up_a_class_share_the_bars_took_from_the_middle_of_its_order():
+    # Class 1's share of the seed is its three highest losses (8-10: half-learnt poisons and a
+    # hard image); bar the two poisons and its share is made up from the middle of its
+    # remaining samples (11-18 by loss, the median 14 or 15), not from its next most trusted (11).
+    labels = np.array([0] * 8 + [1] * 11)
+    loss = np.concatenate([np.linspace(5, 6, 8), [4.0, 3.0, 2.0], np.linspace(1.0, 0.0, 8)])
+    plain = partition(np.zeros(19), loss, 11 / 19, by="loss", labels=labels)
+    np.testing.assert_array_equal(np.flatnonzero(plain & (labels == 1)), [8, 9, 10])
+    eligible = np.ones(19, bool)
+    eligible[[8, 9]] = False
+    seed = partition(np.zeros(19), loss, 11 / 19, by="loss", eligible=eligible, labels=labels)
+    np.testing.assert_array_equal(seed & (labels == 0), plain & (labels == 0))  # other classes untouched
+    assert (seed & (labels == 1)).sum() == 3 and seed[10] and not seed[11]
+    # Without labels, barred samples are left out, not replaced.
+    assert partition(np.zeros(19), loss, 11 / 19, by="loss", eligible=eligible).sum() == 9
+
+
 def test_standout_classes_are_either_signals_outliers_not_its_contrast_only_targets():
     def bar(targets, outliers):
         return Bar(np.zeros(1, bool), np.zeros(4), np.array(targets, dtype=np.int64), np.array(outliers, dtype=np.int64))

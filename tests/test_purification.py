@@ -160,8 +160,9 @@ def test_partition_stage_bars_high_gap_samples_of_a_suspected_target_class(tmp_p
     assert (subset[30:36] == "barred").all() and (subset != "barred").sum() == 34
     assert subset[10] == "seed"  # a high gap outside the suspected class is no reason to bar
     assert meta_value(paths.partition, "suspected_targets") == ["d"]
-    # The seed is the top 20 by loss (5 per class); barred d samples are left out, not replaced.
-    assert (subset == "seed").sum() == 20 - 5
+    # The seed is the top 20 by loss (5 per class); d's share comes from the middle of its 4
+    # samples left (d is named by the gap alone), all 4 of them.
+    assert (subset == "seed").sum() == 20 - 1 and (subset[36:40] == "seed").all()
     # target_fit: in d, every sample the suspect gives its label less than 0.5 (loss > ln 2) is
     # barred too; only s39 (loss 0) is fitted. Other classes' unfitted samples are not.
     partition_stage({"partition": {**gap_only, "target_fit": 0.5}}, paths)
