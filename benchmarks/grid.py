@@ -7,6 +7,7 @@ its JSON twin (per row the keys of data/evaluate/metrics.json, plus command, con
     python benchmarks/grid.py cifar10-fast-cnn --without-dvc --workdir /tmp/runs   # the same on a lent GPU
     python benchmarks/grid.py cifar10-cpu-reduced         # CIFAR-10, reduced for a CPU (small_cnn)
     python benchmarks/grid.py fmnist --rows sig wanet     # re-run some rows, keep the others
+    python benchmarks/grid.py fmnist --from /tmp/runs     # only the stages a change touches, over an earlier grid's runs
     python benchmarks/grid.py fmnist-converged --rows sig physical_ba input_aware  # 10 epochs, full strength
     python benchmarks/grid.py fmnist-variants             # other targets, rates and triggers (VARIANTS)
     python benchmarks/grid.py fmnist --methods advrbd pbe pud   # the method axis: every row x method,
@@ -226,12 +227,15 @@ def main() -> None:
     parser.add_argument("--methods", nargs="*", metavar="METHOD", help="the method axis: run every row with each of these methods")
     parser.add_argument("--workdir", type=Path, default=REPO / "benchmarks" / "runs")
     parser.add_argument("--without-dvc", action="store_true", help="run dvc.yaml's commands in order, for a machine DVC cannot be installed on")
+    parser.add_argument("--from", dest="start_from", type=Path, metavar="RUNS", help="start each row from its run folder in RUNS (an earlier grid's --workdir, same machine and software): dvc repro re-runs only the stages the code or params changed; wall s is then theirs only")
     parser.add_argument("--render", action="store_true", help="rewrite the Markdown from its JSON twin (after a change of bars), running nothing")
     args = parser.parse_args()
     attacks = rows_of(args.dataset)
     unknown = set(args.rows or ()) - set(attacks)
     if unknown:
         parser.error(f"unknown row(s) {sorted(unknown)}")
+    if args.start_from and args.without_dvc:
+        parser.error("--from needs DVC: without it every stage runs")
     overrides, description = DATASETS[args.dataset]
     out = REPO / "benchmarks" / "results"
     if args.render:  # the grid's JSON twins (AdvrBD's and the method axis's), rescored
@@ -267,7 +271,10 @@ def main() -> None:
             print(f"running {args.dataset} / {key} ...", flush=True)
             scenario = {**overrides, "attack": attacks[row], **({"method": {"name": method}} if method else {})}
             proj = run_dir(args.workdir, args.dataset, row, method)
-            doc["rows"][key] = run_scenario(proj.name, scenario, args.workdir, f"{command} --rows '{row}'", dvc=not args.without_dvc)
+            start = run_dir(args.start_from, args.dataset, row, method) if args.start_from else None
+            if start is not None and not (start / "dvc.lock").exists():
+                parser.error(f"{start} holds no finished run to start from")
+            doc["rows"][key] = run_scenario(proj.name, scenario, args.workdir, f"{command} --rows '{row}'" + (f" --from {args.start_from}" if start else ""), dvc=not args.without_dvc, start_from=start)
             doc["rows"] = {k: doc["rows"][k] for k in keys if k in doc["rows"]}
             write(args.dataset, doc, out)
             print((methods_table if method else table)({key: doc["rows"][key]}, doc["config"], attacks), flush=True)

@@ -28,7 +28,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from project import CIFAR10, make_project  # noqa: E402  (one way to lay out a fresh project)
+from project import CIFAR10, lay_code, make_project  # noqa: E402  (one way to lay out a fresh project)
 
 from sanitizer.layout import Paths  # noqa: E402
 
@@ -55,14 +55,22 @@ SCENARIOS = {
 }
 
 
-def run_scenario(name: str, overrides: dict, workdir: Path, command: str, dvc: bool = True) -> dict:
+def run_scenario(name: str, overrides: dict, workdir: Path, command: str, dvc: bool = True, start_from: Path | None = None) -> dict:
     """dvc repro from scratch in a fresh copy, then a no-op repro; metrics.json plus timings.
     Without `dvc` (a machine DVC cannot be installed on), each stage's command from dvc.yaml,
-    in its order, with no no-op run; its figure still goes under dvc_repro_seconds."""
+    in its order, with no no-op run; its figure still goes under dvc_repro_seconds. With
+    `start_from`, a copy of that earlier run of the same scenario instead, with this
+    checkout's code and params laid over it: `dvc repro` re-runs only what they change (its
+    figures are a fresh run's, being DVC's cache, on the same machine and software; its wall
+    time is of the re-run stages only)."""
     proj = workdir / name
     if proj.exists():
         shutil.rmtree(proj)
-    make_project(proj, overrides, dvc=dvc)
+    if start_from is not None:
+        shutil.copytree(start_from, proj, symlinks=True)
+        lay_code(proj, overrides)
+    else:
+        make_project(proj, overrides, dvc=dvc)
     start = time.perf_counter()
     if dvc:
         subprocess.run(["dvc", "repro"], cwd=proj, check=True, capture_output=True)
@@ -78,7 +86,7 @@ def run_scenario(name: str, overrides: dict, workdir: Path, command: str, dvc: b
     metrics["benchmark"] = {
         "scenario": name,
         "overrides": overrides,
-        "runner": "dvc repro" if dvc else "dvc.yaml's commands in order, without DVC",
+        "runner": ("dvc repro" if dvc else "dvc.yaml's commands in order, without DVC") + (f" over a copy of {start_from}" if start_from else ""),
         "dvc_repro_seconds": round(wall, 1),
         "noop_repro_seconds": noop_wall,
         "noop_ran_nothing": None if noop is None else "Running stage" not in noop.stdout,
