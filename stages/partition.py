@@ -2,9 +2,8 @@
 keep poisons out of it: in a class that looks like a backdoor target, samples with a high
 purification gap, and the smaller of its two activation clusters, are barred from D_s; so are
 the samples of a target that stands out from the other classes whose label the suspect does
-not fit. A class only
-the gap singles out gives the seed its share from the middle of its trust order, not its most
-trusted end."""
+not fit. A class keeps its share of the seed: what the bars took is made up from the middle of
+its trust order, and a class only the gap singles out takes its whole share from there."""
 
 import numpy as np
 import polars as pl
@@ -45,6 +44,9 @@ def run(cfg, paths) -> None:
     for c in middle:
         log(f"partition: {classes[c]}'s share of D_s comes from the middle of its trust order: the purification gap singles it out, but its activation clusters do not")
     seed = split_seed(scores["score"].to_numpy(), scores["loss"].to_numpy(), part.rate, part.by, ~barred, labels, middle)
+    share = split_seed(scores["score"].to_numpy(), scores["loss"].to_numpy(), part.rate, part.by)
+    for c in np.setdiff1d(np.unique(labels[share & barred]), middle):
+        log(f"partition: {int((share & barred & (labels == c)).sum())} of {classes[c]}'s {int((share & (labels == c)).sum())} places in D_s are barred: made up from the middle of its trust order")
     subset = np.where(seed, "seed", np.where(barred, "barred", "rest"))
     df = pl.DataFrame({"sample_id": scores["sample_id"], "subset": subset})
     targets = {by: [classes[c] for c in bar.targets] for by, bar in bars.items()}
