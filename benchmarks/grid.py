@@ -195,9 +195,11 @@ def commits(rows: dict) -> str:
         by.setdefault(m["benchmark"].get("commit") or "not recorded", []).append(key)
     if list(by) == ["not recorded"]:
         return "Commits not recorded (rows from before 2026-12-06)."
+    started = [key for key, m in rows.items() if " over a copy of " in m["benchmark"].get("runner", "")]
+    note = f" Started from an earlier run's folder (--from), so their wall s is of the stages the change re-ran: {', '.join(started)}." if started else ""
     if len(by) == 1:
-        return f"Every row at commit {next(iter(by))}."
-    return "Rows by commit: " + "; ".join(f"{c}: {', '.join(keys)}" for c, keys in by.items()) + "."
+        return f"Every row at commit {next(iter(by))}.{note}"
+    return "Rows by commit: " + "; ".join(f"{c}: {', '.join(keys)}" for c, keys in by.items()) + "." + note
 
 
 def write(dataset: str, doc: dict, out: Path) -> None:

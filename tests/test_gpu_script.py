@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from conftest import CIFAR10, REPO, TINY_PARAMS, needs_cifar10, needs_fashion_mnist
 
@@ -46,3 +47,22 @@ def test_without_dvc_the_stages_run_in_dvc_yaml_order_and_report_every_stage(tmp
     assert metrics["benchmark"]["runner"] == "dvc.yaml's commands in order, without DVC"
     assert metrics["benchmark"]["noop_repro_seconds"] is None
     assert set(TIMED_STAGES) <= set(metrics["wall_seconds"])
+
+
+@needs_fashion_mnist
+def test_a_row_started_from_an_earlier_run_reruns_only_what_its_change_touches(tmp_path):
+    """grid.py --from: the earlier run's folder, this checkout's code and params over it."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from run_pipeline import run_scenario
+
+    first = run_scenario("first", TINY_PARAMS, tmp_path, "test")
+    changed = {**TINY_PARAMS, "relabel": {**TINY_PARAMS.get("relabel", {}), "epochs": 2}}
+    again = run_scenario("again", changed, tmp_path, "test", start_from=tmp_path / "first")
+    assert again["benchmark"]["runner"] == f"dvc repro over a copy of {tmp_path / 'first'}"
+    assert again["benchmark"]["noop_ran_nothing"]
+    lock = lambda run: yaml.safe_load((tmp_path / run / "dvc.lock").read_text())["stages"]["relabel"]["params"]["params.yaml"]["relabel"]  # noqa: E731
+    assert (lock("first")["epochs"], lock("again")["epochs"]) == (1, 2)  # relabel ran under the new params
+    # What precedes relabel was not re-run: the same models and manifests, byte for byte.
+    for path in ("train_suspect/model.pt", "partition/partition.parquet", "detect/suspicion.parquet", "train_clean/model.pt"):
+        assert (tmp_path / "again/data" / path).read_bytes() == (tmp_path / "first/data" / path).read_bytes(), path
+    assert set(again["wall_seconds"]) == set(first["wall_seconds"])
