@@ -267,15 +267,17 @@ def main() -> None:
         **({"methods": listed} if args.methods else {}),
     }
     keys = [f"{row} / {m}" if m else row for row in attacks for m in (listed or methods)]
+    starts = {(row, m): run_dir(args.start_from, args.dataset, row, m) if args.start_from else None for row in args.rows or attacks for m in methods}
+    missing = [str(p) for p in starts.values() if p is not None and not (p / "dvc.lock").exists()]
+    if missing:  # before any row runs, not hours into the grid
+        parser.error(f"no finished run to start from in {', '.join(missing)}")
     for row in args.rows or attacks:
         for method in methods:
             key = f"{row} / {method}" if method else row
             print(f"running {args.dataset} / {key} ...", flush=True)
             scenario = {**overrides, "attack": attacks[row], **({"method": {"name": method}} if method else {})}
             proj = run_dir(args.workdir, args.dataset, row, method)
-            start = run_dir(args.start_from, args.dataset, row, method) if args.start_from else None
-            if start is not None and not (start / "dvc.lock").exists():
-                parser.error(f"{start} holds no finished run to start from")
+            start = starts[row, method]
             doc["rows"][key] = run_scenario(proj.name, scenario, args.workdir, f"{command} --rows '{row}'" + (f" --from {args.start_from}" if start else ""), dvc=not args.without_dvc, start_from=start)
             doc["rows"] = {k: doc["rows"][k] for k in keys if k in doc["rows"]}
             write(args.dataset, doc, out)

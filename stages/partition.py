@@ -24,6 +24,7 @@ def run(cfg, paths) -> None:
     train = store.rows("train")  # labels only: the images are not needed for the gap filter
     scores = aligned(read_manifest(paths.scores, ["sample_id", "score", "loss", "gap"]), train["sample_id"].to_numpy(), paths.scores)
     labels, classes = train["label"].to_numpy(), store.classes
+    score, loss = scores["score"].to_numpy(), scores["loss"].to_numpy()
     bars = {}
     if part.max_gap is not None:
         bars["gap"] = bar_by_gap(scores["gap"].to_numpy(), labels, len(classes), part)
@@ -36,15 +37,15 @@ def run(cfg, paths) -> None:
         _report(by, bar, labels, classes)
         barred |= bar.barred
     if part.target_fit is not None:
-        unfit = bar_unfit(scores["loss"].to_numpy(), labels, standout_classes(bars), part.target_fit)
+        unfit = bar_unfit(loss, labels, standout_classes(bars), part.target_fit)
         if unfit.any():
             log(f"partition: {int((unfit & ~barred).sum())} more samples barred from D_s: in a target that stands out from the other classes, the suspect gives their label less than {part.target_fit}")
         barred |= unfit
     middle = middle_classes(bars)
     for c in middle:
         log(f"partition: {classes[c]}'s share of D_s comes from the middle of its trust order: the purification gap singles it out, but its activation clusters do not")
-    seed = split_seed(scores["score"].to_numpy(), scores["loss"].to_numpy(), part.rate, part.by, ~barred, labels, middle)
-    share = split_seed(scores["score"].to_numpy(), scores["loss"].to_numpy(), part.rate, part.by)
+    seed = split_seed(score, loss, part.rate, part.by, ~barred, labels, middle)
+    share = split_seed(score, loss, part.rate, part.by)  # the places before the bars, for the log
     for c in np.setdiff1d(np.unique(labels[share & barred]), middle):
         log(f"partition: {int((share & barred & (labels == c)).sum())} of {classes[c]}'s {int((share & (labels == c)).sum())} places in D_s are barred: made up from the middle of its trust order")
     subset = np.where(seed, "seed", np.where(barred, "barred", "rest"))

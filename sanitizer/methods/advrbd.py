@@ -57,17 +57,16 @@ def partition(robustness: np.ndarray, loss: np.ndarray, rate: float, by: str = "
     automobiles dropped). Each class in `middle` takes its whole share from the middle."""
     k = max(1, int(round(rate * len(robustness))))
     trust = TRUST[by](robustness, loss)
-    seed = np.zeros(len(robustness), dtype=bool)
-    seed[np.argsort(-trust, kind="stable")[:k]] = True
-    eligible = np.ones(len(seed), dtype=bool) if eligible is None else eligible
-    share = {c: int(seed[labels == c].sum()) for c in np.unique(labels)} if labels is not None else {}
-    seed &= eligible
-    for c, n in share.items():
+    trusted = np.zeros(len(robustness), dtype=bool)
+    trusted[np.argsort(-trust, kind="stable")[:k]] = True
+    eligible = np.ones(len(trusted), dtype=bool) if eligible is None else eligible
+    seed = trusted & eligible
+    for c in np.unique(labels) if labels is not None else ():
         rows = np.flatnonzero((labels == c) & eligible)
         if c in middle:
             seed[rows] = False
         free = rows[~seed[rows]]
-        seed[free[_middle(trust[free], n - int(seed[rows].sum()))]] = True
+        seed[free[_middle(trust[free], int(trusted[labels == c].sum() - seed[rows].sum()))]] = True
     if not seed.any():
         raise SanitizerError("no sample may seed D_s: every trusted sample is barred (partition.max_gap, partition.cluster_anomaly); raise partition.rate or switch a filter off")
     return seed
