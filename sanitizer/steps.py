@@ -42,9 +42,9 @@ def step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     opt.step()
 
 
-def descent(model, x: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """The loss to minimise to fit labels `y`."""
-    return F.cross_entropy(model(x), y, label_smoothing=label_smoothing)
+def descent(model, x: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """The loss to minimise to fit labels `y`; `weight`, per class, makes it the weighted mean."""
+    return F.cross_entropy(model(x), y, weight=weight, label_smoothing=label_smoothing)
 
 
 def ascent(model, x: torch.Tensor, y: torch.Tensor, floor: float) -> torch.Tensor:

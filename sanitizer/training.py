@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .config import TrainConfig
 from .device import default_device
@@ -47,13 +48,22 @@ def augment(x: torch.Tensor, shift: int, generator: torch.Generator) -> torch.Te
 
 
 def epoch_order(n: int, generator: torch.Generator, labels: torch.Tensor | None = None) -> torch.Tensor:
-    """A shuffled epoch; with `labels`, a class-balanced draw with replacement, because the
-    identified-clean set can come out badly imbalanced (target class depleted)."""
+    """A shuffled epoch; with `labels`, a class-balanced draw with replacement (balance="draw")."""
     if labels is None:
         return torch.randperm(n, generator=generator)
     counts = torch.bincount(labels)
     weights = 1.0 / counts[labels].double()
     return torch.multinomial(weights, n, replacement=True, generator=generator)
+
+
+def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Per-class loss weights that give every class present the same total weight
+    (balance="loss"); 1 for every class of a balanced set, 0 for an absent one."""
+    counts = torch.bincount(labels, minlength=num_classes).double()
+    present = counts > 0
+    weights = torch.zeros_like(counts)
+    weights[present] = len(labels) / (int(present.sum()) * counts[present])
+    return weights.float()
 
 
 def cosine_lr(base: float, step: int, total: int) -> float:
@@ -82,13 +92,24 @@ def fit(
     labels: torch.Tensor,
     cfg: TrainConfig,
     *,
-    balanced: bool = False,
+    balance: str | None = None,
     lr: float | None = None,
     epochs: int | None = None,
+    ema: float | None = None,
     desc: str = "training",
 ) -> torch.nn.Module:
     """SGD with Nesterov momentum and a learning-rate schedule, by the train section with its nulls
-    filled from the model's recipe. `images` uint8 N x C x H x W, `labels` int64."""
+    filled from the model's recipe. `images` uint8 N x C x H x W, `labels` int64.
+    `balance` evens out the classes of an imbalanced set: "draw" draws every batch class-balanced
+    with replacement, for a set with classes of a few samples (AdvrBD's seed D_s); "loss" sees
+    every sample once an epoch and weights the loss by class, for a set with every class well
+    filled (the identified-clean set, its target class depleted): on it, "draw" left about a
+    third of the samples out of each epoch and cost 0.3-0.4 pt of test accuracy
+    (benchmarks/results/balance.md).
+    `ema`, a decay: return the exponential moving average of the weights and batch-norm
+    statistics over the steps instead of the last step's model."""
+    if balance not in (None, "draw", "loss"):
+        raise ValueError(f"balance must be None, 'draw' or 'loss', not {balance!r}")
     if len(images) == 0:
         raise SanitizerError(f"{desc}: no samples to train on")
     cfg = cfg.resolved(getattr(model, "recipe", None))
@@ -101,13 +122,15 @@ def fit(
     if prepare is not None:  # data-dependent initialisation, from an evenly strided sample
         prepare(to_float(images[:: max(1, len(images) // PREPARE_SAMPLES)], device))
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
+    weight = class_weights(labels, model.head.out_features).to(device) if balance == "loss" else None
+    average = None if ema is None else AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True)
     schedule = SCHEDULES[cfg.schedule]
     steps_per_epoch = math.ceil(len(images) / cfg.batch_size)
     total = epochs * steps_per_epoch
     model.train()
     with progress_bar(desc, total) as advance:
         for epoch in range(epochs):
-            order = epoch_order(len(images), generator, labels if balanced else None)
+            order = epoch_order(len(images), generator, labels if balance == "draw" else None)
             for k, start in enumerate(range(0, len(order), cfg.batch_size)):
                 idx = order[start : start + cfg.batch_size]
                 x = to_float(images[idx], device)
@@ -115,8 +138,11 @@ def fit(
                     x = augment(x, cfg.shift, generator)
                 for group in opt.param_groups:
                     group["lr"] = schedule(lr, epoch * steps_per_epoch + k, total)
-                step(opt, descent(model, x, labels[idx].to(device), cfg.label_smoothing))
+                step(opt, descent(model, x, labels[idx].to(device), cfg.label_smoothing, weight))
+                if average is not None:
+                    average.update_parameters(model)
                 advance()
+    model = model if average is None else average.module
     model.eval()
     return model
 

@@ -49,7 +49,7 @@ def run(cfg, paths) -> None:
     write_manifest(df, paths.decisions, "relabel", {"classes": classes})
     kept = torch.from_numpy(np.flatnonzero(dec.decision != "drop"))
     labels = torch.from_numpy(dec.new_label)[kept]
-    model = fit(model, data.x[kept], labels, cfg["train"], lr=tuning_lr(model, rel.lr), epochs=rel.epochs, desc="fine-tuning on clean + relabelled")
+    model = fit(model, data.x[kept], labels, cfg["train"], lr=tuning_lr(model, rel.lr), epochs=rel.epochs, ema=rel.ema, desc="fine-tuning on clean + relabelled")
     save_model(model, paths.defended)
 
 

@@ -20,7 +20,7 @@ def run(cfg, paths) -> None:
     said = reviews.load(paths.reviews, ids, data.split.labels, classes)
     keep = torch.from_numpy(np.flatnonzero(np.where(said.reviewed, said.decision != "drop", ~suspected)))
     labels = torch.from_numpy(said.label)[keep]
-    model = fit(data.new_model(cfg["train"].seed), data.x[keep], labels, cfg["train"], balanced=True, desc="training on identified-clean samples")
+    model = fit(data.new_model(cfg["train"].seed), data.x[keep], labels, cfg["train"], balance="loss", desc="training on identified-clean samples")
     save_model(model, paths.clean)
 
 

@@ -6,7 +6,7 @@ from conftest import CIFAR10, needs_cifar10
 from sanitizer.config import build, TrainConfig
 from sanitizer.errors import SanitizerError
 from sanitizer.models import RECIPES
-from sanitizer.training import augment, cosine_lr, fit, new_model, triangle_lr
+from sanitizer.training import augment, class_weights, cosine_lr, fit, new_model, predict, triangle_lr
 
 
 def test_null_train_values_come_from_the_models_recipe():
@@ -92,6 +92,63 @@ def test_fast_cnn_fits_a_tiny_set_deterministically():
         p = F.softmax(a(x.float() / 255), 1)
     assert (p.argmax(1) == y).float().mean() > 0.9
     assert p.max() < 0.99  # label smoothing 0.2 caps the fitted confidence
+
+
+def test_class_weights_give_every_present_class_the_same_total():
+    y = torch.tensor([0, 0, 0, 2, 2, 2, 2, 2, 2, 3])
+    w = class_weights(y, 5)
+    totals = torch.bincount(y, weights=w[y].double())
+    assert torch.allclose(totals[[0, 2, 3]], torch.full((3,), len(y) / 3, dtype=torch.float64))
+    assert w[1] == 0 and w[4] == 0 and len(w) == 5  # absent: no weight, no division by zero
+    assert torch.equal(class_weights(torch.arange(12) % 4, 4), torch.ones(4))
+
+
+def test_loss_balance_lifts_a_depleted_class():
+    """Two classes nine to one, told apart only by one faint, noisy pixel: on fresh samples,
+    plain training calls the minority on few of its own, the class-weighted loss on many more."""
+    g = torch.Generator().manual_seed(0)
+
+    def draw(n):
+        y = (torch.arange(n) % 10 == 0).long()
+        x = torch.randn(n, 3, 16, 16, generator=g) * 40 + 128
+        x[:, :, 8, 8] += 20 * y.view(-1, 1)
+        return x.clamp(0, 255).to(torch.uint8), y
+
+    (x, y), (x_new, y_new) = draw(1000), draw(1000)
+    cfg = build(TrainConfig, {"epochs": 2, "batch_size": 50, "augment": False, "lr": 0.05})
+    called = {}
+    for balance in (None, "loss"):
+        model = fit(new_model("fast_cnn", (3, 16, 16), 2, seed=0), x, y, cfg, balance=balance)
+        called[balance] = (predict(model, x_new).argmax(1)[y_new == 1] == 1).float().mean().item()
+    assert called["loss"] > called[None] + 0.2, called
+    with pytest.raises(ValueError, match="balance"):
+        fit(new_model("fast_cnn", (3, 16, 16), 2, seed=0), x, y, cfg, balance="oversample")
+
+
+def test_ema_returns_the_moving_average_of_every_step(monkeypatch):
+    """With `ema`, fit returns the average of the weights and batch-norm statistics after each
+    step (the first step's copied, then decay * average + (1 - decay) * new), not the last."""
+    import sanitizer.training as training
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(96, 3, 16, 16, generator=g) * 255).to(torch.uint8)
+    y = torch.arange(96) % 3
+    cfg = build(TrainConfig, {"epochs": 1, "batch_size": 32, "augment": False, "lr": 0.2})
+    real_step = training.step
+    model = new_model("fast_cnn", (3, 16, 16), 3, seed=0)
+    snapshots = []
+    monkeypatch.setattr(training, "step", lambda opt, loss: (real_step(opt, loss), snapshots.append({k: v.clone() for k, v in model.state_dict().items()})))
+    averaged = fit(model, x, y, cfg, ema=0.75)
+    assert len(snapshots) == 3
+    for name, value in averaged.state_dict().items():
+        if not value.is_floating_point():
+            continue
+        expected = snapshots[0][name]
+        for later in snapshots[1:]:
+            expected = 0.75 * expected + 0.25 * later[name]
+        assert torch.allclose(value, expected, atol=1e-6), name
+    last = snapshots[-1]
+    assert any(not torch.allclose(v, last[k]) for k, v in averaged.state_dict().items() if v.is_floating_point())
 
 
 def test_learning_rate_schedules():

@@ -227,7 +227,7 @@ def train_reference(new_model, images, labels, in_seed, train_cfg: TrainConfig, 
     model = new_model()
     if epochs is None:
         epochs = recipe_of(model, "[enhance].clean_epochs").reference_epochs
-    return fit(model, images[idx], labels[idx], train_cfg, epochs=epochs, balanced=True, desc=desc)
+    return fit(model, images[idx], labels[idx], train_cfg, epochs=epochs, balance="draw", desc=desc)
 
 
 def enhance(suspect, new_model, images, labels, in_seed, cfg: EnhanceConfig, train_cfg: TrainConfig, barred: np.ndarray | None = None) -> EnhanceResult:

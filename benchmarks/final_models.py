@@ -1,0 +1,89 @@
+"""The two models a defense trains for users, each under both of its training choices, on saved
+runs (benchmark run folders): the same samples, seed and recipe, so only the choice differs.
+
+- train_clean by `fit`'s class balance: "draw" draws each batch class-balanced with
+  replacement; "loss" sees every sample once an epoch with a class-weighted loss.
+- relabel's fine-tune of the run's stored clean model on its kept samples: the last step's
+  weights, or their moving average (`relabel.ema` 0.99).
+
+Prints one Markdown row per run: test ACC / ASR of each, beside the run's oracle (read from
+its metrics.json, for scale).
+
+    python benchmarks/final_models.py benchmarks/runs/grid-fmnist-clean benchmarks/runs/grid-fmnist-badnets
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from sanitizer.config import RelabelConfig, TrainConfig, build  # noqa: E402
+from sanitizer.layout import Paths  # noqa: E402
+from sanitizer.manifest import read_aligned  # noqa: E402
+from sanitizer.steps import tuning_lr  # noqa: E402
+from sanitizer.training import TrainSet, as_tensor, fit, predict  # noqa: E402
+
+BALANCES = ("draw", "loss")
+EMAS = (None, 0.99)
+
+
+def percent(model, x: torch.Tensor, y: torch.Tensor) -> str:
+    if len(y) == 0:
+        return "n/a"
+    return f"{100 * (predict(model, x).argmax(1) == y).float().mean().item():.2f}"
+
+
+def row(run: Path) -> str:
+    params = yaml.safe_load((run / "params.yaml").read_text())
+    paths = Paths(run / "data")
+    data = TrainSet(paths.store, params["model"]["arch"])
+    test = data.store.split("test")
+    x_test, y_test = as_tensor(test.images), as_tensor(test.labels)
+    asr_file = paths.asr / "images.npy"
+    x_asr = as_tensor(np.load(asr_file)) if asr_file.exists() else x_test[:0]
+    y_asr = as_tensor(np.load(paths.asr / "targets.npy")) if asr_file.exists() else y_test[:0]
+    train_cfg = build(TrainConfig, params["train"])
+    relabel_cfg = build(RelabelConfig, params["relabel"])
+    cells = []
+
+    def measure(make) -> None:
+        start = time.perf_counter()
+        model = make()
+        cells.extend([f"{percent(model, x_test, y_test)} / {percent(model, x_asr, y_asr)}", f"{time.perf_counter() - start:.0f}"])
+
+    suspected = read_aligned(paths.suspicion, ["suspected"], data.split.sample_ids)["suspected"].to_numpy()
+    keep = torch.from_numpy(np.flatnonzero(~suspected))
+    labels = torch.from_numpy(data.split.labels)[keep]
+    for balance in BALANCES:
+        measure(lambda: fit(data.new_model(train_cfg.seed), data.x[keep], labels, train_cfg, balance=balance, desc=f"train_clean, balance={balance}"))
+    decisions = read_aligned(paths.decisions, ["decision", "new_label"], data.split.sample_ids)
+    kept = torch.from_numpy(np.flatnonzero(decisions["decision"].to_numpy() != "drop"))
+    new_labels = torch.from_numpy(decisions["new_label"].to_numpy())[kept]
+    for ema in EMAS:
+        def tune():
+            model = data.load(paths.clean)
+            return fit(model, data.x[kept], new_labels, train_cfg, lr=tuning_lr(model, relabel_cfg.lr), epochs=relabel_cfg.epochs, ema=ema, desc=f"relabel, ema={ema}")
+        measure(tune)
+    oracle = json.loads(paths.metrics.read_text())["oracle"]["acc"]
+    return f"| {run.name} | {100 * oracle:.2f} | " + " | ".join(cells) + " |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", type=Path)
+    args = parser.parse_args()
+    choices = [f"train_clean balance={b}" for b in BALANCES] + [f"relabel ema={e}" for e in EMAS]
+    print("| run | oracle ACC | " + " | ".join(f"{c}: ACC / ASR | s" for c in choices) + " |")
+    print("|---|---|" + "---|" * 2 * len(choices))
+    for run in args.runs:
+        print(row(run), flush=True)
+
+
+if __name__ == "__main__":
+    main()
