@@ -391,7 +391,7 @@ class RelabelConfig:
     # The defended model is the moving average of the fine-tune's weights with this decay per
     # step (null: its last step's). CIFAR-10 Adaptive-Blend's last-step model swung up to 5 pt
     # per class between seeds and landed 83.19 % against the clean model's 83.91; the average
-    # of the same fine-tune 84.35 (benchmarks/results/ema.md).
+    # of the same fine-tune 84.35 (benchmarks/results/final-models.md).
     ema: Annotated[float, Range(0.0, 0.9999)] | None = 0.99
     # A suspected sample is dropped when the clean model rates another class more than e^evidence
     # times its given label; otherwise it is a false alarm and kept. 0: whenever the clean model

@@ -105,7 +105,7 @@ def fit(
     every sample once an epoch and weights the loss by class, for a set with every class well
     filled (the identified-clean set, its target class depleted): on it, "draw" left about a
     third of the samples out of each epoch and cost 0.3-0.4 pt of test accuracy
-    (benchmarks/results/balance.md).
+    (benchmarks/results/final-models.md).
     `ema`, a decay: return the exponential moving average of the weights and batch-norm
     statistics over the steps instead of the last step's model."""
     if balance not in (None, "draw", "loss"):
