@@ -59,12 +59,12 @@ def row(run: Path) -> str:
 
     suspected = read_aligned(paths.suspicion, ["suspected"], data.split.sample_ids)["suspected"].to_numpy()
     keep = torch.from_numpy(np.flatnonzero(~suspected))
-    labels = torch.from_numpy(data.split.labels)[keep]
+    labels = as_tensor(data.split.labels)[keep]
     for balance in BALANCES:
         measure(lambda: fit(data.new_model(train_cfg.seed), data.x[keep], labels, train_cfg, balance=balance, desc=f"train_clean, balance={balance}"))
     decisions = read_aligned(paths.decisions, ["decision", "new_label"], data.split.sample_ids)
     kept = torch.from_numpy(np.flatnonzero(decisions["decision"].to_numpy() != "drop"))
-    new_labels = torch.from_numpy(decisions["new_label"].to_numpy())[kept]
+    new_labels = as_tensor(decisions["new_label"].to_numpy())[kept]
     for ema in EMAS:
         def tune():
             model = data.load(paths.clean)
