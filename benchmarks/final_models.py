@@ -20,49 +20,38 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from sanitizer.config import RelabelConfig, TrainConfig, build  # noqa: E402
+from sanitizer.config import config, load_params  # noqa: E402
+from sanitizer.evaluation import Bench  # noqa: E402
 from sanitizer.layout import Paths  # noqa: E402
 from sanitizer.manifest import read_aligned  # noqa: E402
 from sanitizer.steps import tuning_lr  # noqa: E402
-from sanitizer.training import TrainSet, as_tensor, fit, predict  # noqa: E402
+from sanitizer.training import TrainSet, as_tensor, fit  # noqa: E402
 
 BALANCES = ("draw", "loss")
 EMAS = (None, 0.99)
 
 
-def percent(model, x: torch.Tensor, y: torch.Tensor) -> str:
-    if len(y) == 0:
-        return "n/a"
-    return f"{100 * (predict(model, x).argmax(1) == y).float().mean().item():.2f}"
-
-
 def row(run: Path) -> str:
-    params = yaml.safe_load((run / "params.yaml").read_text())
-    paths = Paths(run / "data")
-    data = TrainSet(paths.store, params["model"]["arch"])
-    test = data.store.split("test")
-    x_test, y_test = as_tensor(test.images), as_tensor(test.labels)
-    asr_file = paths.asr / "images.npy"
-    x_asr = as_tensor(np.load(asr_file)) if asr_file.exists() else x_test[:0]
-    y_asr = as_tensor(np.load(paths.asr / "targets.npy")) if asr_file.exists() else y_test[:0]
-    train_cfg = build(TrainConfig, params["train"])
-    relabel_cfg = build(RelabelConfig, params["relabel"])
+    params, paths = load_params(run / "params.yaml"), Paths(run / "data")
+    train_cfg, relabel_cfg = config("train", params), config("relabel", params)
+    data = TrainSet(paths.store, config("model", params).arch)
+    bench = Bench(data.arch, data.store, paths.asr, config("evaluate", {"evaluate": {"robust_samples": 0}}))
     cells = []
 
     def measure(make) -> None:
         start = time.perf_counter()
-        model = make()
-        cells.extend([f"{percent(model, x_test, y_test)} / {percent(model, x_asr, y_asr)}", f"{time.perf_counter() - start:.0f}"])
+        m = bench.measure(make())
+        asr = "n/a" if m["asr"] is None else f"{100 * m['asr']:.2f}"
+        cells.extend([f"{100 * m['acc']:.2f} / {asr}", f"{time.perf_counter() - start:.0f}"])
 
-    suspected = read_aligned(paths.suspicion, ["suspected"], data.split.sample_ids)["suspected"].to_numpy()
-    keep = torch.from_numpy(np.flatnonzero(~suspected))
+    ids = data.split.sample_ids
+    keep = torch.from_numpy(np.flatnonzero(~read_aligned(paths.suspicion, ["suspected"], ids)["suspected"].to_numpy()))
     labels = as_tensor(data.split.labels)[keep]
     for balance in BALANCES:
         measure(lambda: fit(data.new_model(train_cfg.seed), data.x[keep], labels, train_cfg, balance=balance, desc=f"train_clean, balance={balance}"))
-    decisions = read_aligned(paths.decisions, ["decision", "new_label"], data.split.sample_ids)
+    decisions = read_aligned(paths.decisions, ["decision", "new_label"], ids)
     kept = torch.from_numpy(np.flatnonzero(decisions["decision"].to_numpy() != "drop"))
     new_labels = as_tensor(decisions["new_label"].to_numpy())[kept]
     for ema in EMAS:

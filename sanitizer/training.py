@@ -123,6 +123,9 @@ def fit(
         prepare(to_float(images[:: max(1, len(images) // PREPARE_SAMPLES)], device))
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
     weight = class_weights(labels, model.head.out_features).to(device) if balance == "loss" else None
+    # Batch-norm statistics averaged with the weights (use_buffers), unlike steps.ema_update's
+    # mean teacher, which copies them: on CIFAR-10 Adaptive-Blend copying them gave 83.80 %
+    # against 84.35 % averaged.
     average = None if ema is None else AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True)
     schedule = SCHEDULES[cfg.schedule]
     steps_per_epoch = math.ceil(len(images) / cfg.batch_size)
