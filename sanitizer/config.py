@@ -265,6 +265,13 @@ class PartitionConfig:
     # one population: near 1; Fashion-MNIST classes no attack targeted: 0.3 and up); null = off.
     cluster_valley: Annotated[float | None, Range(0.0, 1.0)] = 0.1
     cluster_dims: Annotated[int, Range(1, 4096)] = 10  # principal components the split is made in
+    # Pixel-pattern filter (sanitizer/methods/components.py); null = off. A class whose flattest
+    # independent component of its pixels has an excess kurtosis below this holds two
+    # populations (-1.2, a uniform distribution's, is the least of any one population); the side
+    # the other classes' images lack carries a trigger: barred from D_s, and dropped by relabel
+    # whatever the clean model says (clean-label attacks).
+    pattern_kurtosis: Annotated[float | None, Range(-2.0, 0.0)] = -1.2
+    pattern_dims: Annotated[int, Range(2, 4096)] = 50  # whitened principal directions searched
     # In a class either filter finds standing out from the others (MAD index), samples the
     # suspect gives their label less than this probability are barred too: the poisons it has
     # not learnt yet; null = off.

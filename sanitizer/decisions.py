@@ -30,7 +30,7 @@ class Decisions:
     source: np.ndarray  # "method", or "review" where a person's word overrode it
 
 
-def decide(clean_logits: torch.Tensor, labels: np.ndarray, suspected: np.ndarray, min_confidence: float, relabel: bool, evidence: float = 0.0, persists: np.ndarray | None = None) -> Decisions:
+def decide(clean_logits: torch.Tensor, labels: np.ndarray, suspected: np.ndarray, min_confidence: float, relabel: bool, evidence: float = 0.0, persists: np.ndarray | None = None, carries: np.ndarray | None = None) -> Decisions:
     """Eq. 5: suspected samples take the clean model's label. The clean model never trained on
     a suspected sample, so it judges it as held-out data: unless it rates some other class at
     least `exp(evidence)` times the given label (0: whenever it predicts another class), the
@@ -46,7 +46,8 @@ def decide(clean_logits: torch.Tensor, labels: np.ndarray, suspected: np.ndarray
     A suspect that `persists` (see `persisting`) is dropped even where the clean model keeps
     it: a clean model that trained on a few missed poisons half accepts their trigger, and a
     poison made from an image much like the target class's looks like one, so the clean model
-    confirms some suspected poisons' labels."""
+    confirms some suspected poisons' labels. So is one the method found carrying a trigger in
+    its image (`carries`, `Detection.trigger`): a clean-label poison's label is right."""
     prob = F.softmax(clean_logits.float(), 1)
     conf, pred = (t.numpy() for t in prob.max(1))
     pred = pred.astype(np.int64)
@@ -54,8 +55,9 @@ def decide(clean_logits: torch.Tensor, labels: np.ndarray, suspected: np.ndarray
     reason = np.full(len(labels), "not suspected", dtype=object)
     new_label = labels.copy()
     doubt = suspected & doubted(clean_logits, labels, evidence)
-    trigger = suspected & ~doubt & (persists if persists is not None else False)
-    false_alarm = suspected & ~doubt & ~trigger
+    carries = suspected & ~doubt & (carries if carries is not None else False)
+    trigger = suspected & ~doubt & (persists if persists is not None else False) & ~carries
+    false_alarm = suspected & ~doubt & ~trigger & ~carries
     reason[false_alarm & (pred == labels)] = "suspected; clean model, which never trained on it, predicts the given label"
     reason[false_alarm & (pred != labels)] = f"suspected; clean model, which never trained on it, rates another class less than {math.exp(evidence):.2f} times the given label"
     other = doubt & (conf >= min_confidence)
@@ -66,6 +68,8 @@ def decide(clean_logits: torch.Tensor, labels: np.ndarray, suspected: np.ndarray
     reason[unsure] = "suspected; clean model unsure"
     decision[trigger] = "drop"
     reason[trigger] = "suspected; on blends with other classes' images the suspect model answers unlike the clean model, far more than for the unsuspected samples of its class: a trigger"
+    decision[carries] = "drop"
+    reason[carries] = "suspected; its image carries a pattern that splits its class's pixels in two and that the other classes' images lack: a trigger, whatever its label"
     return Decisions(decision.astype(str), new_label, conf.astype(np.float64), reason.astype(str), np.full(len(labels), "method"))
 
 

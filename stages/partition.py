@@ -1,8 +1,9 @@
-"""Stage `partition`: the most trusted samples seed the trusted set D_s (Alg. 1). Two filters
+"""Stage `partition`: the most trusted samples seed the trusted set D_s (Alg. 1). Three filters
 keep poisons out of it: in a class that looks like a backdoor target, samples with a high
-purification gap, and the smaller of its two activation clusters, are barred from D_s; so are
-the samples of a target that stands out from the other classes whose label the suspect does
-not fit. A class keeps its share of the seed: what the bars took is made up from the middle of
+purification gap, the smaller of its two activation clusters, and the side of its pixels'
+two populations the other classes lack (a trigger: column `trigger`) are barred from D_s; so
+are the samples of a target that stands out from the other classes whose label the suspect
+does not fit. A class keeps its share of the seed: what the bars took is made up from the middle of
 its trust order, and a class only the gap singles out takes its whole share from there."""
 
 import numpy as np
@@ -13,7 +14,7 @@ from stages import main
 
 def run(cfg, paths) -> None:
     from sanitizer.manifest import aligned, read_manifest, write_manifest
-    from sanitizer.methods.advrbd import bar_by_clusters, bar_by_gap, bar_unfit, middle_classes, standout_classes
+    from sanitizer.methods.advrbd import bar_by_clusters, bar_by_gap, bar_by_pattern, bar_unfit, middle_classes, standout_classes
     from sanitizer.methods.advrbd import partition as split_seed
     from sanitizer.progress import log
     from sanitizer.store import SampleStore
@@ -32,6 +33,8 @@ def run(cfg, paths) -> None:
         data = TrainSet(paths.store, cfg["model"].arch)
         features = predict(data.load(paths.suspect), data.x, features=True, desc="suspect features")
         bars["clusters"] = bar_by_clusters(features, labels, len(classes), part)
+    if part.pattern_kurtosis is not None:
+        bars["pattern"] = bar_by_pattern(store.split("train").images, labels, len(classes), part)
     barred = np.zeros(len(labels), dtype=bool)
     for by, bar in bars.items():
         _report(by, bar, labels, classes)
@@ -49,7 +52,8 @@ def run(cfg, paths) -> None:
     for c in np.setdiff1d(np.unique(labels[share & barred]), middle):
         log(f"partition: {int((share & barred & (labels == c)).sum())} of {classes[c]}'s {int((share & (labels == c)).sum())} places in D_s are barred: made up from the middle of its trust order")
     subset = np.where(seed, "seed", np.where(barred, "barred", "rest"))
-    df = pl.DataFrame({"sample_id": scores["sample_id"], "subset": subset})
+    trigger = bars["pattern"].barred if "pattern" in bars else np.zeros(len(labels), dtype=bool)
+    df = pl.DataFrame({"sample_id": scores["sample_id"], "subset": subset, "trigger": trigger})
     targets = {by: [classes[c] for c in bar.targets] for by, bar in bars.items()}
     suspected = sorted({c for found in targets.values() for c in found}, key=classes.index)
     write_manifest(df, paths.partition, "partition", {"suspected_targets": suspected, "suspected_by": targets})
@@ -61,6 +65,16 @@ SIGNALS = {"gap": "purification gap", "clusters": "activation clusters"}
 def _report(by: str, bar, labels: np.ndarray, classes: list[str]) -> None:
     from sanitizer.progress import log
 
+    if by == "pattern":
+        if np.isnan(bar.anomaly).all():
+            log("partition: no class's pixels vary, so none is searched for a pattern")
+            return
+        top = int(np.nanargmax(bar.anomaly))
+        if not len(bar.targets):
+            log(f"partition: no class's pixels hold two populations (flattest independent component: excess kurtosis {-bar.anomaly[top]:.2f}, {classes[top]}; a uniform's is -1.2)")
+        for c in bar.targets:
+            log(f"partition: {classes[c]}'s pixels hold two populations (flattest independent component: excess kurtosis {-bar.anomaly[c]:.2f}); {int((bar.barred & (labels == c)).sum())} samples on the side the other classes lack barred from D_s as carrying a trigger")
+        return
     top = int(np.argmax(bar.anomaly))
     if not len(bar.targets):
         log(f"partition: no class looks like a backdoor target by {SIGNALS[by]} (highest anomaly index {bar.anomaly[top]:.1f}, {classes[top]})")

@@ -1,7 +1,8 @@
 """Stage `relabel`: relabel suspected samples with the clean model, keep the false alarms it
-predicts with their given label, drop what it is unsure of (Eq. 5) and what the suspect model
-answers unlike the clean model on blends with other classes' images (a trigger), let a
-person's reviews overrule that, and fine-tune on the rest.
+predicts with their given label, drop what it is unsure of (Eq. 5), what the suspect model
+answers unlike the clean model on blends with other classes' images and what the method found
+carrying a trigger in its image (a trigger either way), let a person's reviews overrule that,
+and fine-tune on the rest.
 Writes decisions.parquet, one keep / drop / relabel decision per train sample, with its source
 (method or review)."""
 
@@ -23,7 +24,8 @@ def run(cfg, paths) -> None:
     data = TrainSet(paths.store, cfg["model"].arch)
     rel = cfg["relabel"]
     ids, labels, classes = data.split.sample_ids, data.split.labels, data.store.classes
-    suspected = read_aligned(paths.suspicion, ["suspected"], ids)["suspected"].to_numpy()
+    suspicion = read_aligned(paths.suspicion, ["suspected", "trigger"], ids)
+    suspected, trigger = suspicion["suspected"].to_numpy(), suspicion["trigger"].to_numpy()
     model = data.load(paths.clean)
     said = reviews.load(paths.reviews, ids, labels, classes)
     logits = predict(model, data.x)
@@ -31,7 +33,7 @@ def run(cfg, paths) -> None:
     if rel.persistence_partners:
         confirmed = suspected & ~doubted(logits, labels, rel.evidence)  # the only suspects the check can drop
         persists = persisting(data.load(paths.suspect), model, data.x, labels, suspected, confirmed, rel.persistence_partners, rel.persistence_reference, cfg["train"].seed)
-    method = decide(logits, labels, suspected, rel.min_confidence, rel.auto_relabel, rel.evidence, persists)
+    method = decide(logits, labels, suspected, rel.min_confidence, rel.auto_relabel, rel.evidence, persists, trigger)
     dec = overrule(method, said)
     df = pl.DataFrame(
         {

@@ -232,7 +232,8 @@ def test_a_method_registered_from_outside_runs_the_whole_pipeline(tmp_path, monk
     run_pipeline(tmp_path / "data", params, hide_truth=False)
     paths = Paths(tmp_path / "data")
     suspicion = pl.read_parquet(paths.suspicion)
-    assert suspicion.columns == ["sample_id", "suspicion", "suspected", "margin"]
+    assert suspicion.columns == ["sample_id", "suspicion", "suspected", "trigger", "margin"]
+    assert not suspicion["trigger"].any()  # a method that finds no trigger in images flags none
     assert suspicion["suspected"].sum() == 60
     import json
 

@@ -150,6 +150,19 @@ def bar_by_clusters(features, labels: np.ndarray, num_classes: int, cfg: Partiti
     return Bar(np.isin(labels, targets) & small, anomaly, targets, np.flatnonzero(outlier), contrast, axis, valley)
 
 
+def bar_by_pattern(images: np.ndarray, labels: np.ndarray, num_classes: int, cfg: PartitionConfig) -> Bar:
+    """A class whose pixels hold two populations along an independent component, one of them
+    where the other classes' images seldom are: an additive trigger on part of the class
+    (`components`). The carriers are barred; `anomaly` is each class's flatness (minus the
+    excess kurtosis of its flattest component). They stand out from no other class: a
+    clean-label target's unfitted samples are its own hard images, not poisons."""
+    from .components import pattern_carriers
+
+    kurtosis, carriers = pattern_carriers(images, labels, num_classes, cfg.pattern_dims, cfg.pattern_kurtosis)
+    targets = np.flatnonzero(kurtosis < cfg.pattern_kurtosis)
+    return Bar(carriers, -kurtosis, targets, np.array([], dtype=np.int64))
+
+
 def bar_unfit(loss: np.ndarray, labels: np.ndarray, targets, min_fit: float) -> np.ndarray:
     """In the target classes that stand out (`targets`, see `standout_classes`), the samples
     whose label the suspect gives less than `min_fit`. The class's clean samples are its own
@@ -296,7 +309,7 @@ class AdvrBD(Method):
         from ..manifest import meta_value, read_aligned
 
         paths, ids = inputs.paths, inputs.data.split.sample_ids
-        ident = read_aligned(paths.identify, ["consistency", "suspected"], ids)
+        ident = read_aligned(paths.identify, ["consistency", "suspected", "trigger"], ids)
         scores = read_aligned(paths.scores, ["score", "loss", "gap"], ids)
         signals = {"fit": -scores["loss"].to_numpy(), "gap": scores["gap"].to_numpy()}
         if scores["score"].null_count() == 0:  # R is computed only with score.robustness
@@ -304,6 +317,7 @@ class AdvrBD(Method):
         return Detection(
             suspicion=ident["consistency"].to_numpy(),
             suspected=ident["suspected"].to_numpy(),
+            trigger=ident["trigger"].to_numpy(),
             signals=signals,
             # Classes partition's filters suspected as backdoor targets, and by which signal.
             summary={

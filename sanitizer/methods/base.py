@@ -43,6 +43,10 @@ class Detection:
     signals: dict[str, np.ndarray] = field(default_factory=dict)  # extra signals, same sign convention
     summary: dict = field(default_factory=dict)  # JSON-able facts, e.g. {"target": "Trouser"}
     models: dict[str, Any] = field(default_factory=dict)  # name -> torch.nn.Module it produced
+    # Suspected samples whose image itself the method found carrying a trigger (bool; None: none).
+    # A clean-label poison keeps its right label, which a clean model confirms: relabel drops
+    # these whatever the clean model says.
+    trigger: np.ndarray | None = None
 
 
 class Method(ABC):
@@ -68,10 +72,11 @@ def check_detection(det: Detection, method: type[Method], n: int) -> None:
     catch it here rather than in a stage three steps later."""
     if not set(det.signals) <= set(method.signals):
         raise ValueError(f"method {method.name} returned signals {sorted(det.signals)} but declares only {sorted(method.signals)}")
-    for name, values in {"suspicion": det.suspicion, "suspected": det.suspected, **det.signals}.items():
+    flags = {"suspected": det.suspected, **({} if det.trigger is None else {"trigger": det.trigger})}
+    for name, values in {"suspicion": det.suspicion, **flags, **det.signals}.items():
         if np.shape(values) != (n,):
             raise ValueError(f"method {method.name}: {name} has shape {np.shape(values)}, expected ({n},)")
-        if name != "suspected" and not np.isfinite(values).all():
+        if name not in flags and not np.isfinite(values).all():
             raise ValueError(f"method {method.name}: {name} holds NaN or infinite values")
 
 
@@ -81,7 +86,9 @@ def write_suspicion(det: Detection, method: type[Method], sample_ids: np.ndarray
     from ..manifest import write_manifest
 
     check_detection(det, method, len(sample_ids))
-    columns = {"sample_id": sample_ids, "suspicion": np.asarray(det.suspicion, np.float64), "suspected": np.asarray(det.suspected, bool)}
+    suspected = np.asarray(det.suspected, bool)
+    trigger = suspected & (False if det.trigger is None else np.asarray(det.trigger, bool))
+    columns = {"sample_id": sample_ids, "suspicion": np.asarray(det.suspicion, np.float64), "suspected": suspected, "trigger": trigger}
     columns.update({name: np.asarray(v, np.float64) for name, v in sorted(det.signals.items())})
     meta = {
         "method": method.name,
