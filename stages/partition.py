@@ -73,7 +73,7 @@ def _report(by: str, bar, labels: np.ndarray, classes: list[str]) -> None:
         if not len(bar.targets):
             log(f"partition: no class's pixels hold two populations (flattest independent component: excess kurtosis {-bar.anomaly[top]:.2f}, {classes[top]}; a uniform's is -1.2)")
         for c in bar.targets:
-            log(f"partition: {classes[c]}'s pixels hold two populations (flattest independent component: excess kurtosis {-bar.anomaly[c]:.2f}); {int((bar.barred & (labels == c)).sum())} samples on the side the other classes lack barred from D_s as carrying a trigger")
+            log(f"partition: {classes[c]}'s pixels hold two populations (flattest independent component: excess kurtosis {-bar.anomaly[c]:.2f}); {int((bar.barred & (labels == c)).sum())} samples in the population the other classes lack barred from D_s as carrying a trigger")
         return
     top = int(np.argmax(bar.anomaly))
     if not len(bar.targets):

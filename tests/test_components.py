@@ -45,9 +45,9 @@ def test_clean_classes_hold_one_population_and_nothing_is_flagged():
     assert (kurtosis > UNIFORM_KURTOSIS).all() and not flagged.any()
 
 
-def test_the_other_classes_decide_which_side_carries_the_pattern():
-    """The side the other classes' images lack: here the pattern is subtracted from half the
-    class, so the carriers sit on the other side of the cut than when it is added."""
+def test_the_other_classes_decide_which_population_carries_the_pattern():
+    """The population the other classes' images lack, whichever way the pattern moves it: here
+    it is subtracted from half the class."""
     rng = np.random.default_rng(3)
     images, labels = _classes(rng)
     carrier = (labels == 2) & (rng.random(len(labels)) < 0.5)

@@ -18,7 +18,8 @@ stayed at -0.68 and above in every class of 23 Fashion-MNIST attack and clean ru
 clean CIFAR-10 (benchmarks/results/pattern-filter.md).
 
 Which population carries the trigger: the one the other classes' images do not share, since
-an attacker adds it to the target class's images only. A clean-label poison keeps its right
+an attacker adds it to the target class's images only (a two-Gaussian mixture along the
+component tells which sample is in which). A clean-label poison keeps its right
 label, so a clean model confirms it; what gives it away is its image, and relabel drops it
 whatever the clean model says (`Detection.trigger`)."""
 
@@ -67,24 +68,10 @@ def flattest_component(pixels: np.ndarray, dims: int, seed: int):
     return (lambda x: (x - mean) @ direction), float(kurtosis[j])
 
 
-def two_means_cut(s: np.ndarray, iterations: int = 100) -> float:
-    """The midpoint between the two means of a 1-D 2-means split of `s`, started at its median."""
-    cut = float(np.median(s))
-    for _ in range(iterations):
-        low, high = s[s < cut], s[s >= cut]
-        if not len(low) or not len(high):
-            break
-        new = float((low.mean() + high.mean()) / 2)
-        if new == cut:
-            break
-        cut = new
-    return cut
-
-
 def pattern_carriers(images: np.ndarray, labels: np.ndarray, num_classes: int, dims: int, max_kurtosis: float = UNIFORM_KURTOSIS, seed: int = 0, others: int = 10_000):
-    """Per class, its flattest component's excess kurtosis; and per sample whether it is on the
-    side of a two-population class (kurtosis below `max_kurtosis`) that the other classes'
-    images (up to `others` of them, evenly strided) are least often on."""
+    """Per class, its flattest component's excess kurtosis; and per sample whether it is in the
+    population of a two-population class (kurtosis below `max_kurtosis`) that the other
+    classes' images (up to `others` of them, evenly strided) are least often in."""
     from ..progress import progress_bar
 
     flat = images.reshape(len(images), -1)
@@ -97,15 +84,21 @@ def pattern_carriers(images: np.ndarray, labels: np.ndarray, num_classes: int, d
                 project, kurtosis[c] = flattest_component(flat[rows] / 255.0, dims, seed)
                 if kurtosis[c] < max_kurtosis:  # False for nan
                     rest = np.flatnonzero(labels != c)
-                    carriers[rows] = _unshared_side(project(flat[rows] / 255.0), project(flat[rest[:: max(1, len(rest) // others)]] / 255.0))
+                    carriers[rows] = _unshared_population(project(flat[rows] / 255.0), project(flat[rest[:: max(1, len(rest) // others)]] / 255.0), seed)
             advance()
     return kurtosis, carriers
 
 
-def _unshared_side(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
-    """Which of the class's samples lie on the side of its 2-means cut that the other classes
-    fall on least often, relative to the class's own share there."""
-    cut = two_means_cut(mine)
-    low_mine, low_theirs = (mine < cut).mean(), (theirs < cut).mean()
-    low = low_theirs / max(low_mine, 1e-12) < (1 - low_theirs) / max(1 - low_mine, 1e-12)
-    return mine < cut if low else mine >= cut
+def _unshared_population(mine: np.ndarray, theirs: np.ndarray, seed: int) -> np.ndarray:
+    """Which of the class's samples belong to the population, of a two-Gaussian mixture fitted
+    to their projections, that the other classes' projections fall in least often relative to
+    the class's own share of it. Each population keeps its own spread: a dirty-label trigger's
+    carriers are other classes' images under one pattern, tighter than the class's own (CIFAR-10
+    BadNets' automobiles: 0.28 against 0.66), and a cut midway between the two means flagged 819
+    clean automobiles where the mixture flags 386 (and misses 24 of 2,500 poisons, against 3)."""
+    from sklearn.mixture import GaussianMixture
+
+    mixture = GaussianMixture(2, random_state=seed).fit(mine[:, None])
+    own, other = mixture.predict(mine[:, None]), mixture.predict(theirs[:, None])
+    ratio = [(other == j).mean() / max((own == j).mean(), 1e-12) for j in (0, 1)]
+    return own == int(np.argmin(ratio))
