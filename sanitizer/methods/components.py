@@ -86,12 +86,11 @@ def pattern_carriers(images: np.ndarray, labels: np.ndarray, num_classes: int, d
     carriers = np.zeros(len(labels), dtype=bool)
     with progress_bar("independent components per class", num_classes) as advance:
         for c in range(num_classes):
-            rows = np.flatnonzero(labels == c)
-            if len(rows) > 2:
-                project, kurtosis[c] = flattest_component(flat[rows] / 255.0, dims, seed)
-                if kurtosis[c] < max_kurtosis:  # False for nan
-                    rest = np.flatnonzero(labels != c)
-                    carriers[rows] = _unshared_population(project(flat[rows] / 255.0), project(flat[rest[:: max(1, len(rest) // others)]] / 255.0), seed)
+            rows, rest = np.flatnonzero(labels == c), np.flatnonzero(labels != c)
+            pixels = flat[rows] / 255.0
+            project, kurtosis[c] = flattest_component(pixels, dims, seed)
+            if kurtosis[c] < max_kurtosis:  # False for nan
+                carriers[rows] = _unshared_population(project(pixels), project(flat[rest[:: max(1, len(rest) // others)]] / 255.0), seed)
             advance()
     return kurtosis, carriers
 
