@@ -190,11 +190,13 @@ def methods_table(rows: dict[str, dict], config: dict, attacks: dict[str, dict] 
 
 def commits(rows: dict) -> str:
     """Which code measured which rows (a grid re-run in chunks mixes commits)."""
-    by: dict[str, list[str]] = {}
+    by: dict[tuple, list[str]] = {}
     for key, m in rows.items():
-        by.setdefault(m["benchmark"].get("commit") or "not recorded", []).append(key)
-    if list(by) == ["not recorded"]:
+        # Float results differ between processors, so a row's machine goes with its commit.
+        by.setdefault((m["benchmark"].get("commit") or "not recorded", m["benchmark"].get("machine")), []).append(key)
+    if all(commit == "not recorded" for commit, _ in by):
         return "Commits not recorded (rows from before 2026-12-06)."
+    by = {commit + (f" ({where})" if where and len({w for _, w in by}) > 1 else ""): keys for (commit, where), keys in by.items()}
     started = [key for key, m in rows.items() if " over a copy of " in m["benchmark"].get("runner", "")]
     note = f" Started from an earlier run's folder (--from), so their wall s is of the stages the change re-ran: {', '.join(started)}." if started else ""
     if len(by) == 1:
@@ -209,7 +211,7 @@ def write(dataset: str, doc: dict, out: Path) -> None:
              else "each attack at its paper defaults (`attack:` section), rate 5 %, target 1")
     (out / f"{doc['name']}.md").write_text(
         f"# {'Method' if methods else 'AdvrBD attack'} grid: {doc['dataset']}\n\n"
-        f"Figures in percent. Command: `{doc['command']}`. Machine: {doc['machine']}.\n"
+        f"Figures in percent. Command: `{doc['command']}`. Machine of the latest run: {doc['machine']}.\n"
         f"One config for every row: `params.yaml` with these overrides: `{json.dumps(doc['overrides'])}`; "
         f"{knobs}.\n"
         f"Bars (issue 17), on {'the final model' if methods else 'the defended model'}: {BARS}. "
