@@ -1,4 +1,4 @@
-"""The pixel-pattern filter (sanitizer/methods/components.py) on the grid's attacks, without
+"""The pixel-pattern filter (sanitizer/components.py) on the grid's attacks, without
 training anything: each row's train split is poisoned in memory as ingest would poison it,
 and partition's filter runs on it. Per row: every class's flattest independent component
 (excess kurtosis; below -1.2 the class holds two populations), the samples the filter flags
@@ -23,7 +23,7 @@ from run_pipeline import CIFAR_DATA, REPO, machine, markdown_table
 from sanitizer.attacks import build_attack
 from sanitizer.config import config, load_params
 from sanitizer.datasets import load_dataset
-from sanitizer.methods.components import pattern_carriers
+from sanitizer.components import pattern_carriers
 
 DATA = {"fmnist": {}, "cifar10": CIFAR_DATA}
 OUT = REPO / "benchmarks" / "results" / "pattern-filter"

@@ -265,7 +265,7 @@ class PartitionConfig:
     # one population: near 1; Fashion-MNIST classes no attack targeted: 0.3 and up); null = off.
     cluster_valley: Annotated[float | None, Range(0.0, 1.0)] = 0.1
     cluster_dims: Annotated[int, Range(1, 4096)] = 10  # principal components the split is made in
-    # Pixel-pattern filter (sanitizer/methods/components.py); null = off. A class whose flattest
+    # Pixel-pattern filter (sanitizer/components.py); null = off. A class whose flattest
     # independent component of its pixels has an excess kurtosis below this holds two
     # populations (-1.2, a uniform distribution's, is the least of any one population); the side
     # the other classes' images lack carries a trigger: barred from D_s, and dropped by relabel

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sanitizer.decisions import decide
-from sanitizer.methods.components import UNIFORM_KURTOSIS, excess_kurtosis, pattern_carriers
+from sanitizer.components import UNIFORM_KURTOSIS, excess_kurtosis, pattern_carriers
 
 from test_persistence import _logits_with
 

@@ -156,7 +156,7 @@ def bar_by_pattern(images: np.ndarray, labels: np.ndarray, num_classes: int, cfg
     (`components`). The carriers are barred; `anomaly` is each class's flatness (minus the
     excess kurtosis of its flattest component). They stand out from no other class: a
     clean-label target's unfitted samples are its own hard images, not poisons."""
-    from .components import pattern_carriers
+    from ..components import pattern_carriers
 
     kurtosis, carriers = pattern_carriers(images, labels, num_classes, cfg.pattern_dims, cfg.pattern_kurtosis)
     targets = np.flatnonzero(kurtosis < cfg.pattern_kurtosis)

@@ -79,7 +79,7 @@ def pattern_carriers(images: np.ndarray, labels: np.ndarray, num_classes: int, d
     """Per class, its flattest component's excess kurtosis; and per sample whether it is in the
     population of a two-population class (kurtosis below `max_kurtosis`) that the other
     classes' images (up to `others` of them, evenly strided) are least often in."""
-    from ..progress import progress_bar
+    from .progress import progress_bar
 
     flat = images.reshape(len(images), -1)
     kurtosis = np.full(num_classes, np.nan)
