@@ -311,8 +311,8 @@ def test_identify_scoped_to_targets_flags_by_consistency_only_in_them(project, t
     labels = pl.read_parquet(proj / "data/ingest/store/samples.parquet").filter(pl.col("split") == "train").select("sample_id", "label")
     both = (
         pl.read_parquet(scoped / "data/identify/identify.parquet")
-        .join(pl.read_parquet(proj / "data/identify/identify.parquet").rename({"suspected": "everywhere", "consistency": "c"}), on="sample_id")
-        .join(partition, on="sample_id")
+        .join(pl.read_parquet(proj / "data/identify/identify.parquet").select("sample_id", everywhere="suspected", c="consistency"), on="sample_id")
+        .join(partition.select("sample_id", "subset"), on="sample_id")
         .join(labels, on="sample_id")
     )
     assert (both["consistency"] == both["c"]).all() and both["everywhere"].any()
