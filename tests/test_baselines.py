@@ -224,7 +224,8 @@ def test_a_baseline_runs_as_the_detect_stage(tmp_path, method, summary_key):
     for name in ("ingest", "train_suspect", "score", "partition", "enhance", "identify", "detect"):
         run_stage(name, params, root)
     suspicion = pl.read_parquet(Paths(root).suspicion)
-    assert suspicion.columns == ["sample_id", "suspicion", "suspected"] and len(suspicion) == 400
+    assert suspicion.columns == ["sample_id", "suspicion", "suspected", "trigger"] and len(suspicion) == 400
+    assert not suspicion["trigger"].any()  # no baseline looks for a trigger in the images
     assert np.isfinite(suspicion["suspicion"].to_numpy()).all()
     from sanitizer.manifest import meta_value
 
