@@ -267,7 +267,7 @@ class PartitionConfig:
     cluster_dims: Annotated[int, Range(1, 4096)] = 10  # principal components the split is made in
     # Pixel-pattern filter (sanitizer/components.py); null = off. A class whose flattest
     # independent component of its pixels has an excess kurtosis below this holds two
-    # populations (-1.2, a uniform distribution's, is the least of any one population); the side
+    # populations (-1.2, a uniform distribution's, is the least of any one population); the one
     # the other classes' images lack carries a trigger: barred from D_s, and dropped by relabel
     # whatever the clean model says (clean-label attacks).
     pattern_kurtosis: Annotated[float | None, Range(-2.0, 0.0)] = -1.2

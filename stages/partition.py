@@ -1,6 +1,6 @@
 """Stage `partition`: the most trusted samples seed the trusted set D_s (Alg. 1). Three filters
 keep poisons out of it: in a class that looks like a backdoor target, samples with a high
-purification gap, the smaller of its two activation clusters, and the side of its pixels'
+purification gap, the smaller of its two activation clusters, and the one of its pixels'
 two populations the other classes lack (a trigger: column `trigger`) are barred from D_s; so
 are the samples of a target that stands out from the other classes whose label the suspect
 does not fit. A class keeps its share of the seed: what the bars took is made up from the middle of
