@@ -29,12 +29,14 @@ def run(cfg, paths) -> None:
     bars = {}
     if part.max_gap is not None:
         bars["gap"] = bar_by_gap(scores["gap"].to_numpy(), labels, len(classes), part)
-    if part.cluster_anomaly is not None or part.cluster_contrast is not None or part.cluster_valley is not None:
-        data = TrainSet(paths.store, cfg["model"].arch)
+    clusters = part.cluster_anomaly is not None or part.cluster_contrast is not None or part.cluster_valley is not None
+    # Both image filters read the train images: load them once.
+    data = TrainSet(paths.store, cfg["model"].arch) if clusters or part.pattern_kurtosis is not None else None
+    if clusters:
         features = predict(data.load(paths.suspect), data.x, features=True, desc="suspect features")
         bars["clusters"] = bar_by_clusters(features, labels, len(classes), part)
     if part.pattern_kurtosis is not None:
-        bars["pattern"] = bar_by_pattern(store.split("train").images, labels, len(classes), part)
+        bars["pattern"] = bar_by_pattern(data.split.images, labels, len(classes), part)
     barred = np.zeros(len(labels), dtype=bool)
     for by, bar in bars.items():
         _report(by, bar, labels, classes)
