@@ -196,7 +196,8 @@ def commits(rows: dict) -> str:
         by.setdefault((m["benchmark"].get("commit") or "not recorded", m["benchmark"].get("machine")), []).append(key)
     if all(commit == "not recorded" for commit, _ in by):
         return "Commits not recorded (rows from before 2026-12-06)."
-    by = {commit + (f" ({where})" if where and len({w for _, w in by}) > 1 else ""): keys for (commit, where), keys in by.items()}
+    mixed = len({where for _, where in by}) > 1
+    by = {commit + (f" ({where})" if where and mixed else ""): keys for (commit, where), keys in by.items()}
     started = [key for key, m in rows.items() if " over a copy of " in m["benchmark"].get("runner", "")]
     note = f" Started from an earlier run's folder (--from), so their wall s is of the stages the change re-ran: {', '.join(started)}." if started else ""
     if len(by) == 1:
