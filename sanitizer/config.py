@@ -265,6 +265,10 @@ class PartitionConfig:
     # one population: near 1; Fashion-MNIST classes no attack targeted: 0.3 and up); null = off.
     cluster_valley: Annotated[float | None, Range(0.0, 1.0)] = 0.1
     cluster_dims: Annotated[int, Range(1, 4096)] = 10  # principal components the split is made in
+    # Also a suspected target: the class lying furthest along a direction in which two or more
+    # named classes' clusters split alike, at least this cosine apart (the trigger moving cover
+    # samples toward its target), when it stands out by cluster_anomaly; null = off.
+    cluster_alignment: Annotated[float | None, Range(0.0, 1.0)] = 0.5
     # Pixel-pattern filter (sanitizer/components.py); null = off. A class whose flattest
     # independent component of its pixels has an excess kurtosis below this holds two
     # populations (-1.2, a uniform distribution's, is the least of any one population); the one

@@ -4,7 +4,9 @@ purification gap, the smaller of its two activation clusters, and the one of its
 two populations the other classes lack (a trigger: column `trigger`) are barred from D_s; so
 are the samples of a target that stands out from the other classes whose label the suspect
 does not fit. A class keeps its share of the seed: what the bars took is made up from the middle of
-its trust order, and a class only the gap singles out takes its whole share from there."""
+its trust order, and a class only the gap singles out takes its whole share from there. A
+class that the named classes' clusters all point toward (their cover samples moved toward the
+target by its trigger) takes its share from its samples least far in that direction."""
 
 import numpy as np
 import polars as pl
@@ -14,7 +16,7 @@ from stages import main
 
 def run(cfg, paths) -> None:
     from sanitizer.manifest import aligned, read_manifest, write_manifest
-    from sanitizer.methods.advrbd import bar_by_clusters, bar_by_gap, bar_by_pattern, bar_unfit, middle_classes, standout_classes
+    from sanitizer.methods.advrbd import bar_by_clusters, bar_by_gap, bar_by_pattern, bar_by_shift, bar_unfit, middle_classes, standout_classes
     from sanitizer.methods.advrbd import partition as split_seed
     from sanitizer.progress import log
     from sanitizer.store import SampleStore
@@ -35,6 +37,9 @@ def run(cfg, paths) -> None:
     if clusters:
         features = predict(data.load(paths.suspect), data.x, features=True, desc="suspect features")
         bars["clusters"] = bar_by_clusters(features, labels, len(classes), part)
+        shift = bar_by_shift(features, labels, len(classes), bars["clusters"], part) if part.cluster_alignment is not None else None
+        if shift is not None:
+            bars["shift"] = shift
     if part.pattern_kurtosis is not None:
         bars["pattern"] = bar_by_pattern(data.split.images, labels, len(classes), part)
     barred = np.zeros(len(labels), dtype=bool)
@@ -49,9 +54,10 @@ def run(cfg, paths) -> None:
     middle = middle_classes(bars)
     for c in middle:
         log(f"partition: {classes[c]}'s share of D_s comes from the middle of its trust order: the purification gap singles it out, but its activation clusters do not")
-    seed = split_seed(score, loss, part.rate, part.by, ~barred, labels, middle)
+    own = {c: bars["shift"].trust for c in bars["shift"].targets} if "shift" in bars else {}
+    seed = split_seed(score, loss, part.rate, part.by, ~barred, labels, middle, own)
     share = split_seed(score, loss, part.rate, part.by)  # the places before the bars, for the log
-    for c in np.setdiff1d(np.unique(labels[share & barred]), middle):
+    for c in np.setdiff1d(np.unique(labels[share & barred]), [*middle, *own]):
         log(f"partition: {int((share & barred & (labels == c)).sum())} of {classes[c]}'s {int((share & (labels == c)).sum())} places in D_s are barred: made up from the middle of its trust order")
     subset = np.where(seed, "seed", np.where(barred, "barred", "rest"))
     trigger = bars["pattern"].barred if "pattern" in bars else np.zeros(len(labels), dtype=bool)
@@ -61,7 +67,7 @@ def run(cfg, paths) -> None:
     write_manifest(df, paths.partition, "partition", {"suspected_targets": suspected, "suspected_by": targets})
 
 
-SIGNALS = {"gap": "purification gap", "clusters": "activation clusters"}
+SIGNALS = {"gap": "purification gap", "clusters": "activation clusters", "shift": "the direction other named classes' clusters split in alike"}
 
 
 def _report(by: str, bar, labels: np.ndarray, classes: list[str]) -> None:
@@ -82,7 +88,8 @@ def _report(by: str, bar, labels: np.ndarray, classes: list[str]) -> None:
         log(f"partition: no class looks like a backdoor target by {SIGNALS[by]} (highest anomaly index {bar.anomaly[top]:.1f}, {classes[top]})")
     for c in bar.targets:
         contrast = "" if bar.contrast is None else f", {bar.contrast[c]:.1f}x a Gaussian's split, {bar.axis[c]:.1f}x along the clusters' axis, valley {bar.valley[c]:.2f}"
-        log(f"partition: {classes[c]} looks like a backdoor target by {SIGNALS[by]} (anomaly index {bar.anomaly[c]:.1f}{contrast}); {int((bar.barred & (labels == c)).sum())} of its samples barred from D_s")
+        seeded = ": its share of D_s comes from its samples least far along it" if by == "shift" else f"; {int((bar.barred & (labels == c)).sum())} of its samples barred from D_s"
+        log(f"partition: {classes[c]} looks like a backdoor target by {SIGNALS[by]} (anomaly index {bar.anomaly[c]:.1f}{contrast}){seeded}")
 
 
 if __name__ == "__main__":
