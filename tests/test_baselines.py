@@ -249,3 +249,69 @@ def test_a_class_whose_own_shape_is_long_is_no_outlier_by_its_clusters():
     assert mad_anomaly(sep, 1e-12)[6] > cfg.cluster_anomaly and sep[6] / gaussian[6] < 1.1
     bar = bar_by_clusters(features, labels, 10, cfg)
     assert len(bar.targets) == 0 and not bar.barred.any()
+
+
+def covered(cover_classes=(0, 1, 2), seed=8):
+    """Ten classes in 16 dimensions; a trigger moves a sample's activations 6 units along `u`
+    toward the target class 3, whose own samples lie 8 units out along it. Covers (the trigger
+    on 60 images of each cover class, labels kept) split off in their classes; class 3's 300
+    poisons, 1.5 units further along `u` than its own images, do not (an adaptive attack)."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.zeros(16)
+    u[0] = 1.0
+    centres = torch.randn(10, 16, generator=g) * 3
+    centres[:, 0] = 0.0
+    centres[3, 0] = 8.0
+    features = torch.cat([torch.randn(600, 16, generator=g) + centres[k] for k in range(10)])
+    labels = np.repeat(np.arange(10), 600)
+    cover = np.zeros(6000, dtype=bool)
+    for k in cover_classes:
+        cover[600 * k : 600 * k + 60] = True
+    features[torch.from_numpy(cover)] += 6.0 * u
+    poison = (labels == 3) & (np.arange(6000) % 2 == 0)
+    features[torch.from_numpy(poison)] += 1.5 * u
+    return features, labels, cover, poison
+
+
+def test_the_class_the_cover_classes_clusters_point_toward_is_named_and_seeded_away_from_it():
+    from sanitizer.methods.advrbd import bar_by_shift, partition
+
+    features, labels, cover, poison = covered()
+    cfg = config("partition", {"partition": {"cluster_dims": 4}})
+    clusters = bar_by_clusters(features, labels, 10, cfg)
+    assert clusters.targets.tolist() == [0, 1, 2] and clusters.barred[cover].all() and (clusters.barred & ~cover).sum() <= 3  # the covers, not the target
+    shift = bar_by_shift(features, labels, 10, clusters, cfg)
+    assert shift.targets.tolist() == [3] and shift.anomaly[3] > cfg.cluster_anomaly and np.delete(shift.anomaly, 3).max() < 2
+    assert not shift.barred.any() and len(shift.outliers) == 0
+    # Class 3's share of the seed by loss (here random) holds half poisons; taken from its
+    # samples least far along the shift, few.
+    loss = np.random.default_rng(0).random(6000)
+    seed = partition(np.zeros(6000), loss, 0.2, "loss", ~clusters.barred, labels, own={3: shift.trust})
+    plain = partition(np.zeros(6000), loss, 0.2, "loss", ~clusters.barred, labels)
+    assert (seed & (labels == 3)).sum() == (plain & (labels == 3)).sum() > 50
+    assert (plain & poison).sum() > 0.3 * (plain & (labels == 3)).sum() and (seed & poison).sum() < 0.1 * (seed & (labels == 3)).sum()
+    # A class a filter named already is left to it.
+    named = bar_by_clusters(features, labels, 10, cfg)
+    named.targets = np.array([0, 1, 2, 3])
+    assert bar_by_shift(features, labels, 10, named, cfg).targets.tolist() == []
+    # No shift when only one named class has covers.
+    features, labels, cover, poison = covered(cover_classes=(0,))
+    one = bar_by_clusters(features, labels, 10, cfg)
+    assert one.targets.tolist() == [0] and bar_by_shift(features, labels, 10, one, cfg) is None
+
+
+def test_named_classes_that_split_their_own_ways_share_no_shift():
+    from sanitizer.methods.clustering import shared_shift
+
+    g = torch.Generator().manual_seed(9)
+    features = torch.randn(3000, 16, generator=g).double().numpy()
+    labels = np.repeat(np.arange(3), 1000)
+    small = np.zeros(3000, dtype=bool)
+    for k in range(3):  # each class's far cluster out along its own axis
+        small[1000 * k : 1000 * k + 100] = True
+        features[1000 * k : 1000 * k + 100, k] += 6.0
+    assert shared_shift(features, labels, small, [0, 1, 2], 0.5) is None
+    features[1000:1100, 1] -= 6.0
+    features[1000:1100, 0] += 6.0  # class 1's far cluster now out along class 0's axis
+    shift = shared_shift(features, labels, small, [0, 1, 2], 0.5)
+    assert shift is not None and shift[0] > 0.99
