@@ -266,9 +266,8 @@ class PartitionConfig:
     cluster_valley: Annotated[float | None, Range(0.0, 1.0)] = 0.1
     cluster_dims: Annotated[int, Range(1, 4096)] = 10  # principal components the split is made in
     # Also a suspected target: the class lying furthest along a direction in which two or more
-    # named classes' clusters split alike, at least this cosine apart (the trigger moving its
-    # carriers toward its target), when it stands out by cluster_anomaly; it and those classes
-    # take their share of D_s from their samples least far along it. null = off.
+    # named classes' clusters split alike, at least this cosine apart (the trigger moving cover
+    # samples toward its target), when it stands out by cluster_anomaly; null = off.
     cluster_alignment: Annotated[float | None, Range(0.0, 1.0)] = 0.5
     # Pixel-pattern filter (sanitizer/components.py); null = off. A class whose flattest
     # independent component of its pixels has an excess kurtosis below this holds two

@@ -4,10 +4,9 @@ purification gap, the smaller of its two activation clusters, and the one of its
 two populations the other classes lack (a trigger: column `trigger`) are barred from D_s; so
 are the samples of a target that stands out from the other classes whose label the suspect
 does not fit. A class keeps its share of the seed: what the bars took is made up from the middle of
-its trust order, and a class only the gap singles out takes its whole share from there.
-Where named classes' clusters split in one direction (a trigger moving its carriers toward
-its target), they and the class furthest that way take their shares from their samples
-least far in that direction."""
+its trust order, and a class only the gap singles out takes its whole share from there. A
+class that the named classes' clusters all point toward (their cover samples moved toward the
+target by its trigger) takes its share from its samples least far in that direction."""
 
 import numpy as np
 import polars as pl
@@ -55,7 +54,7 @@ def run(cfg, paths) -> None:
     middle = middle_classes(bars)
     for c in middle:
         log(f"partition: {classes[c]}'s share of D_s comes from the middle of its trust order: the purification gap singles it out, but its activation clusters do not")
-    own = {c: bars["shift"].trust for c in bars["shift"].ordered} if "shift" in bars else {}
+    own = {c: bars["shift"].trust for c in bars["shift"].targets} if "shift" in bars else {}
     seed = split_seed(score, loss, part.rate, part.by, ~barred, labels, middle, own)
     share = split_seed(score, loss, part.rate, part.by)  # the places before the bars, for the log
     for c in np.setdiff1d(np.unique(labels[share & barred]), [*middle, *own]):
@@ -68,7 +67,7 @@ def run(cfg, paths) -> None:
     write_manifest(df, paths.partition, "partition", {"suspected_targets": suspected, "suspected_by": targets})
 
 
-SIGNALS = {"gap": "purification gap", "clusters": "activation clusters", "shift": "lying furthest that way"}
+SIGNALS = {"gap": "purification gap", "clusters": "activation clusters", "shift": "the direction other named classes' clusters split in alike"}
 
 
 def _report(by: str, bar, labels: np.ndarray, classes: list[str]) -> None:
@@ -84,18 +83,13 @@ def _report(by: str, bar, labels: np.ndarray, classes: list[str]) -> None:
         for c in bar.targets:
             log(f"partition: {classes[c]}'s pixels hold two populations (flattest independent component: excess kurtosis {-bar.anomaly[c]:.2f}); {int((bar.barred & (labels == c)).sum())} samples in the population the other classes lack barred from D_s as carrying a trigger")
         return
-    if by == "shift":
-        log(f"partition: {_names(bar.ordered[~np.isin(bar.ordered, bar.targets)], classes)} split alike (their smaller clusters lie one way from the rest: a trigger moving its carriers toward its target); {_names(bar.ordered, classes)} take their share of D_s from their samples least far that way")
     top = int(np.argmax(bar.anomaly))
     if not len(bar.targets):
         log(f"partition: no class looks like a backdoor target by {SIGNALS[by]} (highest anomaly index {bar.anomaly[top]:.1f}, {classes[top]})")
     for c in bar.targets:
         contrast = "" if bar.contrast is None else f", {bar.contrast[c]:.1f}x a Gaussian's split, {bar.axis[c]:.1f}x along the clusters' axis, valley {bar.valley[c]:.2f}"
-        log(f"partition: {classes[c]} looks like a backdoor target by {SIGNALS[by]} (anomaly index {bar.anomaly[c]:.1f}{contrast}); {int((bar.barred & (labels == c)).sum())} of its samples barred from D_s")
-
-
-def _names(ks, classes: list[str]) -> str:
-    return ", ".join(classes[k] for k in ks)
+        seeded = ": its share of D_s comes from its samples least far along it" if by == "shift" else f"; {int((bar.barred & (labels == c)).sum())} of its samples barred from D_s"
+        log(f"partition: {classes[c]} looks like a backdoor target by {SIGNALS[by]} (anomaly index {bar.anomaly[c]:.1f}{contrast}){seeded}")
 
 
 if __name__ == "__main__":

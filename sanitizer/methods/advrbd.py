@@ -89,8 +89,8 @@ class Bar:
     filter's signal, the classes it suspects as targets, those of them that stand out from the
     other classes (`outliers`; the rest are found by their clusters' contrast alone, as in an
     all-to-all attack), and (clusters) each class's contrast, in all dimensions and along the
-    clusters' axis, and how empty the space between them is; (shift) the classes that take
-    their share of D_s by a trust order of its own (`ordered`), and that order per sample."""
+    clusters' axis, and how empty the space between them is; (shift) per sample, how trusted
+    it is in the targets, which take their share of D_s by it."""
 
     barred: np.ndarray
     anomaly: np.ndarray
@@ -99,7 +99,6 @@ class Bar:
     contrast: np.ndarray | None = None
     axis: np.ndarray | None = None
     valley: np.ndarray | None = None
-    ordered: np.ndarray | None = None
     trust: np.ndarray | None = None
 
 
@@ -169,25 +168,21 @@ def bar_by_shift(features, labels: np.ndarray, num_classes: int, clusters: Bar, 
     means above `cluster_anomaly`) and no filter named it, is the target (automobile: 10.1; the
     next, truck, 3.3). Its poisons do not split off, so none is barred; its share of D_s comes
     from its samples least far along the shift, where the trigger has not moved them (83 poisons
-    in its 414 places by loss, 139 from the middle, 1 this way). So do the shares of the named
-    classes that split alike: the trigger's carriers their clusters missed lie far along it too
-    (TaCT Pullover -> Shirt on Fashion-MNIST: Shirt, Trouser and Sneaker split alike; the 13 of
-    Shirt's poisons not in its smaller cluster, all in its seed by loss, lie in the top 2 % of
-    its samples along the shift, and none is in its seed this way). None where no two named
-    classes split alike."""
+    in its 414 places by loss, 139 from the middle, 1 this way). None where no two named classes
+    split alike."""
     from ..metrics import mad_anomaly
     from .clustering import shared_shift
 
     f = features.double().numpy()
-    found = shared_shift(f, labels, clusters.barred, clusters.targets, cfg.cluster_alignment)
-    if found is None:
+    shift = shared_shift(f, labels, clusters.barred, clusters.targets, cfg.cluster_alignment)
+    if shift is None:
         return None
-    shift, alike = found
     along = f @ shift
     anomaly = mad_anomaly(np.bincount(labels, along, num_classes) / np.maximum(np.bincount(labels, minlength=num_classes), 1), 1e-12)
     top = int(np.argmax(anomaly))
-    targets = np.array([top] if anomaly[top] > cfg.cluster_anomaly and top not in clusters.targets else [], dtype=np.int64)
-    return Bar(np.zeros(len(labels), dtype=bool), anomaly, targets, np.array([], dtype=np.int64), ordered=np.union1d(alike, targets), trust=-along)
+    named = anomaly[top] > cfg.cluster_anomaly and top not in clusters.targets
+    none = np.array([], dtype=np.int64)
+    return Bar(np.zeros(len(labels), dtype=bool), anomaly, np.array([top]) if named else none, none, trust=-along)
 
 
 def bar_by_pattern(images: np.ndarray, labels: np.ndarray, num_classes: int, cfg: PartitionConfig) -> Bar:
