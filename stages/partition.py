@@ -6,7 +6,8 @@ are the samples of a target that stands out from the other classes whose label t
 does not fit. A class keeps its share of the seed: what the bars took is made up from the middle of
 its trust order, and a class only the gap singles out takes its whole share from there. A
 class that the named classes' clusters all point toward (their cover samples moved toward the
-target by its trigger) takes its share from its samples least far in that direction."""
+target by its trigger) takes its share from its samples least far in that direction, and
+those classes are no longer suspected as targets."""
 
 import numpy as np
 import polars as pl
@@ -63,8 +64,9 @@ def run(cfg, paths) -> None:
     trigger = bars["pattern"].barred if "pattern" in bars else np.zeros(len(labels), dtype=bool)
     df = pl.DataFrame({"sample_id": scores["sample_id"], "subset": subset, "trigger": trigger})
     targets = {by: [classes[c] for c in bar.targets] for by, bar in bars.items()}
-    suspected = sorted({c for found in targets.values() for c in found}, key=classes.index)
-    write_manifest(df, paths.partition, "partition", {"suspected_targets": suspected, "suspected_by": targets})
+    covers = [classes[c] for c in bars["shift"].covers] if "shift" in bars else []
+    suspected = sorted({c for found in targets.values() for c in found} - set(covers), key=classes.index)
+    write_manifest(df, paths.partition, "partition", {"suspected_targets": suspected, "suspected_by": targets, **({"cover_classes": covers} if covers else {})})
 
 
 SIGNALS = {"gap": "purification gap", "clusters": "activation clusters", "shift": "the direction other named classes' clusters split in alike"}
@@ -86,6 +88,8 @@ def _report(by: str, bar, labels: np.ndarray, classes: list[str]) -> None:
     top = int(np.argmax(bar.anomaly))
     if not len(bar.targets):
         log(f"partition: no class looks like a backdoor target by {SIGNALS[by]} (highest anomaly index {bar.anomaly[top]:.1f}, {classes[top]})")
+    if by == "shift" and len(bar.covers):
+        log(f"partition: {', '.join(classes[c] for c in bar.covers)} split toward {classes[bar.targets[0]]}: their smaller clusters hold the trigger's cover samples (its images under their own label), so they are no targets; their barred samples stay suspected")
     for c in bar.targets:
         contrast = "" if bar.contrast is None else f", {bar.contrast[c]:.1f}x a Gaussian's split, {bar.axis[c]:.1f}x along the clusters' axis, valley {bar.valley[c]:.2f}"
         seeded = ": its share of D_s comes from its samples least far along it" if by == "shift" else f"; {int((bar.barred & (labels == c)).sum())} of its samples barred from D_s"

@@ -177,20 +177,22 @@ def valley(points: torch.Tensor, small: np.ndarray, bins: int = 20, least: int =
     return float(between.min() / peak) if peak >= least else 1.0
 
 
-def shared_shift(features: np.ndarray, labels: np.ndarray, small: np.ndarray, classes, min_cos: float) -> np.ndarray | None:
-    """The direction in which two or more of these classes' splits move the same way: each
-    class's smaller cluster's centre minus its larger one's, in the full feature space where
-    the classes' directions compare. The class with the most others at a cosine of at least
-    `min_cos` is averaged with them (the first among equals); None when no two align.
+def shared_shift(features: np.ndarray, labels: np.ndarray, small: np.ndarray, classes, min_cos: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The direction in which two or more of these classes' splits move the same way, and
+    those classes: each class's split is its smaller cluster's centre minus its larger one's,
+    in the full feature space where the classes' directions compare. The class with the most
+    others at a cosine of at least `min_cos` is averaged with them (the first among equals);
+    None when no two align.
     A natural split of a class is its own (Fashion-MNIST's and CIFAR-10's unattacked classes:
     cosines at most 0.36 between named classes, 0.59 between automobile and truck, which no
     filter names); the images of several classes carrying one trigger are moved by it alike
     (CIFAR-10 Adaptive-Patch, its cover samples in airplane, deer and dog: 0.84-0.92)."""
-    directions = []
+    split, directions = [], []
     for k in classes:
         rows = labels == k
         if (rows & small).any() and (rows & ~small).any():
             d = features[rows & small].mean(0) - features[rows & ~small].mean(0)
+            split.append(k)
             directions.append(d / max(np.linalg.norm(d), 1e-12))
     if len(directions) < 2:
         return None
@@ -200,7 +202,7 @@ def shared_shift(features: np.ndarray, labels: np.ndarray, small: np.ndarray, cl
     if group.sum() < 2:
         return None
     shift = unit[group].mean(0)
-    return shift / np.linalg.norm(shift)
+    return shift / np.linalg.norm(shift), np.array(split)[group]
 
 
 def _along_axis(points: torch.Tensor, small: np.ndarray) -> tuple[torch.Tensor, tuple[float, float]]:
