@@ -55,7 +55,7 @@ def run(cfg, paths) -> None:
     middle = middle_classes(bars)
     for c in middle:
         log(f"partition: {classes[c]}'s share of D_s comes from the middle of its trust order: the purification gap singles it out, but its activation clusters do not")
-    own = {c: bars["shift"].trust for c in bars["shift"].targets} if "shift" in bars else {}
+    own = {c: bars["shift"].trust for c in bars["shift"].seeded} if "shift" in bars else {}
     seed = split_seed(score, loss, part.rate, part.by, ~barred, labels, middle, own)
     share = split_seed(score, loss, part.rate, part.by)  # the places before the bars, for the log
     for c in np.setdiff1d(np.unique(labels[share & barred]), [*middle, *own]):
@@ -69,7 +69,7 @@ def run(cfg, paths) -> None:
     write_manifest(df, paths.partition, "partition", {"suspected_targets": suspected, "suspected_by": targets, **({"cover_classes": covers} if covers else {})})
 
 
-SIGNALS = {"gap": "purification gap", "clusters": "activation clusters", "shift": "the direction other named classes' clusters split in alike"}
+SIGNALS = {"gap": "purification gap", "clusters": "activation clusters"}
 
 
 def _report(by: str, bar, labels: np.ndarray, classes: list[str]) -> None:
@@ -85,15 +85,30 @@ def _report(by: str, bar, labels: np.ndarray, classes: list[str]) -> None:
         for c in bar.targets:
             log(f"partition: {classes[c]}'s pixels hold two populations (flattest independent component: excess kurtosis {-bar.anomaly[c]:.2f}); {int((bar.barred & (labels == c)).sum())} samples in the population the other classes lack barred from D_s as carrying a trigger")
         return
+    if by == "shift":
+        _report_shift(bar, classes)
+        return
     top = int(np.argmax(bar.anomaly))
     if not len(bar.targets):
         log(f"partition: no class looks like a backdoor target by {SIGNALS[by]} (highest anomaly index {bar.anomaly[top]:.1f}, {classes[top]})")
-    if by == "shift" and len(bar.covers):
-        log(f"partition: {', '.join(classes[c] for c in bar.covers)} split toward {classes[bar.targets[0]]}: their smaller clusters hold the trigger's cover samples (its images under their own label), so they are no targets; their barred samples stay suspected")
     for c in bar.targets:
         contrast = "" if bar.contrast is None else f", {bar.contrast[c]:.1f}x a Gaussian's split, {bar.axis[c]:.1f}x along the clusters' axis, valley {bar.valley[c]:.2f}"
-        seeded = ": its share of D_s comes from its samples least far along it" if by == "shift" else f"; {int((bar.barred & (labels == c)).sum())} of its samples barred from D_s"
-        log(f"partition: {classes[c]} looks like a backdoor target by {SIGNALS[by]} (anomaly index {bar.anomaly[c]:.1f}{contrast}){seeded}")
+        log(f"partition: {classes[c]} looks like a backdoor target by {SIGNALS[by]} (anomaly index {bar.anomaly[c]:.1f}{contrast}); {int((bar.barred & (labels == c)).sum())} of its samples barred from D_s")
+
+
+def _report_shift(bar, classes: list[str]) -> None:
+    from sanitizer.progress import log
+
+    if not len(bar.seeded):
+        top = int(np.argmax(bar.anomaly))
+        log(f"partition: named classes' activation clusters split alike, but no class lies far out that way (highest anomaly index {bar.anomaly[top]:.1f}, {classes[top]})")
+        return
+    target = bar.seeded[0]
+    found = "now suspected as the backdoor's target" if target in bar.targets else "a suspected target already"
+    split = ", ".join(classes[c] for c in bar.covers) or "named classes"
+    log(f"partition: {split} split toward {classes[target]} (anomaly index {bar.anomaly[target]:.1f}), {found}: its share of D_s comes from its samples least far that way")
+    if len(bar.covers):
+        log(f"partition: {split} hold the trigger's cover samples (its images under their own label) in their smaller clusters, so they are no targets; their barred samples stay suspected")
 
 
 if __name__ == "__main__":

@@ -282,7 +282,7 @@ def test_the_class_the_cover_classes_clusters_point_toward_is_named_and_seeded_a
     assert clusters.targets.tolist() == [0, 1, 2] and clusters.barred[cover].all() and (clusters.barred & ~cover).sum() <= 3  # the covers, not the target
     shift = bar_by_shift(features, labels, 10, clusters, cfg)
     assert shift.targets.tolist() == [3] and shift.anomaly[3] > cfg.cluster_anomaly and np.delete(shift.anomaly, 3).max() < 2
-    assert not shift.barred.any() and len(shift.outliers) == 0 and shift.covers.tolist() == [0, 1, 2]
+    assert not shift.barred.any() and len(shift.outliers) == 0 and shift.seeded.tolist() == [3] and shift.covers.tolist() == [0, 1, 2]
     # Class 3's share of the seed by loss (here random) holds half poisons; taken from its
     # samples least far along the shift, few.
     loss = np.random.default_rng(0).random(6000)
@@ -290,11 +290,14 @@ def test_the_class_the_cover_classes_clusters_point_toward_is_named_and_seeded_a
     plain = partition(np.zeros(6000), loss, 0.2, "loss", ~clusters.barred, labels)
     assert (seed & (labels == 3)).sum() == (plain & (labels == 3)).sum() > 50
     assert (plain & poison).sum() > 0.3 * (plain & (labels == 3)).sum() and (seed & poison).sum() < 0.1 * (seed & (labels == 3)).sum()
-    # A class a filter named already is left to it.
+    # A target a filter named already is not named again, but is seeded the same way.
     named = bar_by_clusters(features, labels, 10, cfg)
     named.targets = np.array([0, 1, 2, 3])
-    left = bar_by_shift(features, labels, 10, named, cfg)
-    assert left.targets.tolist() == [] and left.covers.tolist() == []
+    again = bar_by_shift(features, labels, 10, named, cfg)
+    assert again.targets.tolist() == [] and again.seeded.tolist() == [3] and again.covers.tolist() == [0, 1, 2]
+    # Every class named (all-to-all): their splits are poisons, however alike.
+    named.targets = np.arange(10)
+    assert bar_by_shift(features, labels, 10, named, cfg) is None
     # No shift when only one named class has covers.
     features, labels, cover, poison = covered(cover_classes=(0,))
     one = bar_by_clusters(features, labels, 10, cfg)
