@@ -265,9 +265,10 @@ class PartitionConfig:
     # one population: near 1; Fashion-MNIST classes no attack targeted: 0.3 and up); null = off.
     cluster_valley: Annotated[float | None, Range(0.0, 1.0)] = 0.1
     cluster_dims: Annotated[int, Range(1, 4096)] = 10  # principal components the split is made in
-    # Also a suspected target: the class lying furthest along a direction in which two or more
-    # named classes' clusters split alike, at least this cosine apart (the trigger moving cover
-    # samples toward its target), when it stands out by cluster_anomaly; null = off.
+    # Where two or more named classes' clusters split alike, at least this cosine apart (a
+    # trigger moving its cover samples toward its target), the class furthest that way, when it
+    # stands out by cluster_anomaly, is the target: seeded from its samples least far that way,
+    # and those classes are no targets; null = off.
     cluster_alignment: Annotated[float | None, Range(0.0, 1.0)] = 0.5
     # Pixel-pattern filter (sanitizer/components.py); null = off. A class whose flattest
     # independent component of its pixels has an excess kurtosis below this holds two
