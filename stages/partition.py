@@ -38,8 +38,7 @@ def run(cfg, paths) -> None:
     if clusters:
         features = predict(data.load(paths.suspect), data.x, features=True, desc="suspect features")
         bars["clusters"] = bar_by_clusters(features, labels, len(classes), part)
-        shift = bar_by_shift(features, labels, len(classes), bars["clusters"], part) if part.cluster_alignment is not None else None
-        if shift is not None:
+        if part.cluster_alignment is not None and (shift := bar_by_shift(features, labels, len(classes), bars["clusters"], part)) is not None:
             bars["shift"] = shift
     if part.pattern_kurtosis is not None:
         bars["pattern"] = bar_by_pattern(data.split.images, labels, len(classes), part)

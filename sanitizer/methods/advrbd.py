@@ -193,11 +193,10 @@ def bar_by_shift(features, labels: np.ndarray, num_classes: int, clusters: Bar, 
     along = f @ shift
     anomaly = mad_anomaly(np.bincount(labels, along, num_classes) / np.maximum(np.bincount(labels, minlength=num_classes), 1), 1e-12)
     top = int(np.argmax(anomaly))
-    none = np.array([], dtype=np.int64)
-    if anomaly[top] <= cfg.cluster_anomaly:
-        return Bar(np.zeros(len(labels), dtype=bool), anomaly, none, none, trust=-along, seeded=none, covers=none)
-    named = none if top in clusters.targets else np.array([top])
-    return Bar(np.zeros(len(labels), dtype=bool), anomaly, named, none, trust=-along, seeded=np.array([top]), covers=np.setdiff1d(alike, top))
+    seeded = np.array([top] if anomaly[top] > cfg.cluster_anomaly else [], dtype=np.int64)
+    named = np.setdiff1d(seeded, clusters.targets)
+    covers = np.setdiff1d(alike, top) if len(seeded) else seeded
+    return Bar(np.zeros(len(labels), dtype=bool), anomaly, named, np.array([], dtype=np.int64), trust=-along, seeded=seeded, covers=covers)
 
 
 def bar_by_pattern(images: np.ndarray, labels: np.ndarray, num_classes: int, cfg: PartitionConfig) -> Bar:
