@@ -367,7 +367,8 @@ class PUDConfig:
     eps: Annotated[float, Range(0.0, 1.0, open_lo=True)] = 6 / 255
     last_eps: Annotated[float, Range(0.0, 1.0, open_lo=True)] = 4 / 255  # the last round's eps
     steps: Annotated[int, Range(1, 1000)] = 7
-    # Target inference: this many random train samples are attacked; a class is the target
+    # Target inference: partition's tests name it (their knobs are in that section); where they
+    # name no class, this many random train samples are attacked, and a class is the target
     # when the share of their adversarial examples landing in it is an outlier among classes
     # by more than `target_anomaly` MAD anomaly indexes (3.5: Iglewicz and Hoaglin's cut).
     target_samples: Annotated[int, Range(10, 10**9)] = 2000

@@ -75,11 +75,12 @@ def code_deps(module: str) -> list[Path]:
 
 
 def method_sections() -> list[str]:
-    """Every shipped method's own params section."""
+    """Every params section a shipped method reads: its own and those it `reads`."""
     from .methods import METHODS, load_all
 
     load_all()
-    return sorted({METHODS.get(name).section for name in METHODS.names()} - {None})
+    methods = [METHODS.get(name) for name in METHODS.names()]
+    return sorted({m.section for m in methods} - {None} | {s for m in methods for s in m.reads})
 
 
 def stage_entry(st: Stage, installed: bool = False) -> dict:

@@ -17,7 +17,8 @@ def run(cfg, paths) -> None:
     load_all()
     method = METHODS.get(cfg["method"].name)
     data = TrainSet(paths.store, cfg["model"].arch)
-    det = method().detect(Inputs(data, data.load(paths.suspect), cfg.own(method.section), cfg["train"], paths))
+    sections = {name: cfg.own(name) for name in method.reads}
+    det = method().detect(Inputs(data, data.load(paths.suspect), cfg.own(method.section), cfg["train"], paths, sections))
     write_suspicion(det, method, data.split.sample_ids, paths.suspicion)
     with atomic_path(paths.method_models) as tmp:
         tmp.mkdir()

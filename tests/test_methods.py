@@ -11,11 +11,11 @@ from torch import nn
 
 from conftest import CIFAR10, make_project, needs_cifar10, needs_fashion_mnist, run, write_params
 from sanitizer import steps
-from sanitizer.config import SECTIONS, section
+from sanitizer.config import SECTIONS, config, section
 from sanitizer.layout import Paths
 from sanitizer.methods import METHODS, Detection, Method, load_all, module_names
 from sanitizer.methods.pbe import adversarial_batches, agreement, purified_flags, random_subset, top_share
-from sanitizer.methods.pud import infer_target, pud_score, que_scores, robust_estimate
+from sanitizer.methods.pud import feature_target, landing_target, pud_score, que_scores, robust_estimate
 from sanitizer.pipeline import run_stage
 
 
@@ -110,13 +110,52 @@ def test_pud_score_subtracts_half_where_labels_differ():
     np.testing.assert_allclose(pud_score(a, b), expected)
 
 
-def test_target_inference_finds_a_dominant_class_and_none_when_even():
+def test_landing_target_finds_a_dominant_class_and_none_when_even():
     even = np.full(10, 0.1)
-    target, anomaly = infer_target(even, 1000, 3.5)
+    target, anomaly = landing_target(even, 1000, 3.5)
     assert target is None and np.allclose(anomaly, 0)
     skewed = np.array([0.05] * 9 + [0.55])
-    target, anomaly = infer_target(skewed / skewed.sum(), 1000, 3.5)
+    target, anomaly = landing_target(skewed / skewed.sum(), 1000, 3.5)
     assert target == 9 and anomaly[9] > 3.5
+
+
+def blobs(minorities: dict, n=400, seed=3):
+    """Six classes, one Gaussian each far apart in 12 dimensions; class k also holds a far
+    population of `minorities[k]` of its samples (poisons, or covers), each out its own way."""
+    g = torch.Generator().manual_seed(seed)
+    features, labels = [], []
+    for k in range(6):
+        centre = torch.zeros(12)
+        centre[k] = 40.0
+        x = torch.randn(n, 12, generator=g) + centre
+        far = int(minorities.get(k, 0) * n)
+        x[:far, 6 + k] += 12.0
+        features.append(x)
+        labels += [k] * n
+    return torch.cat(features), np.array(labels)
+
+
+NO_PATTERN = {"pattern_kurtosis": None, "cluster_dims": 4}
+
+
+def test_pud_names_the_class_whose_second_population_is_largest_and_none_for_clean_or_all_to_all():
+    part = config("partition", {"partition": NO_PATTERN})
+    images = np.zeros((2400, 1, 2, 2), dtype=np.uint8)  # no pattern test here
+    features, labels = blobs({2: 0.3, 4: 0.03})  # a target's poisons; another class's covers
+    target, named, by = feature_target(features, images, labels, 6, part)
+    assert named == [2, 4] and target == 2 and by == "activation clusters"
+    assert feature_target(*blobs({})[:1], images, blobs({})[1], 6, part) == (None, [], "")
+    features, labels = blobs({k: 0.1 for k in range(6)})  # all-to-all: no one target
+    target, named, _ = feature_target(features, images, labels, 6, part)
+    assert target is None and len(named) > 3
+
+
+def test_pud_takes_the_class_the_cover_classes_point_toward_as_the_target():
+    from test_baselines import covered
+
+    features, labels, _, _ = covered()
+    part = config("partition", {"partition": NO_PATTERN})
+    assert feature_target(features, np.zeros((6000, 1, 2, 2), dtype=np.uint8), labels, 10, part) == (3, [3], "shift")
 
 
 def test_robust_estimate_ignores_a_far_cluster_of_a_third():

@@ -27,13 +27,15 @@ METHODS: Registry = Registry("method")
 class Inputs:
     """What a method gets: the train split (`data.x`, `data.y`, `data.new_model`), the suspect
     model, its own validated params section (None when it has none), the train section, and
-    the data root, for methods that read the outputs of their own sub-stages."""
+    the data root, for methods that read the outputs of their own sub-stages; and the other
+    sections it `reads`, by name."""
 
     data: Any  # sanitizer.training.TrainSet
     suspect: Any  # torch.nn.Module
     cfg: Any
     train: Any
     paths: Any
+    sections: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -56,6 +58,8 @@ class Method(ABC):
     name: ClassVar[str]
     # The params section of its own knobs (a config class registered with config.section).
     section: ClassVar[str | None] = None
+    # Other methods' sections it reads too (PUD names its target by AdvrBD's partition tests).
+    reads: ClassVar[tuple[str, ...]] = ()
     # What `suspicion` means, and each extra signal `detect` may return: name -> meaning.
     suspicion: ClassVar[str] = ""
     signals: ClassVar[dict[str, str]] = {}
