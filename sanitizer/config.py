@@ -282,6 +282,11 @@ class PartitionConfig:
     # not learnt yet; null = off.
     target_fit: Annotated[float | None, Range(0.0, 1.0)] = 0.5
 
+    @property
+    def clusters(self) -> bool:
+        """Whether any activation-cluster test is on (each alone may be)."""
+        return self.cluster_anomaly is not None or self.cluster_contrast is not None or self.cluster_valley is not None
+
 
 @section("enhance")
 class EnhanceConfig:

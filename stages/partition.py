@@ -32,10 +32,9 @@ def run(cfg, paths) -> None:
     bars = {}
     if part.max_gap is not None:
         bars["gap"] = bar_by_gap(scores["gap"].to_numpy(), labels, len(classes), part)
-    clusters = part.cluster_anomaly is not None or part.cluster_contrast is not None or part.cluster_valley is not None
     # Both image filters read the train images: load them once.
-    data = TrainSet(paths.store, cfg["model"].arch) if clusters or part.pattern_kurtosis is not None else None
-    if clusters:
+    data = TrainSet(paths.store, cfg["model"].arch) if part.clusters or part.pattern_kurtosis is not None else None
+    if part.clusters:
         features = predict(data.load(paths.suspect), data.x, features=True, desc="suspect features")
         bars["clusters"] = bar_by_clusters(features, labels, len(classes), part)
         if part.cluster_alignment is not None and (shift := bar_by_shift(features, labels, len(classes), bars["clusters"], part)) is not None:

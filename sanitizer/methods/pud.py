@@ -84,7 +84,7 @@ def feature_target(features, images: np.ndarray, labels: np.ndarray, num_classes
     from .advrbd import bar_by_clusters, bar_by_pattern, bar_by_shift
 
     bars = []
-    if part.cluster_anomaly is not None or part.cluster_contrast is not None or part.cluster_valley is not None:
+    if part.clusters:
         clusters = bar_by_clusters(features, labels, num_classes, part)
         shift = bar_by_shift(features, labels, num_classes, clusters, part) if part.cluster_alignment is not None else None
         if shift is not None and len(shift.seeded):
