@@ -17,7 +17,7 @@ from stages import main
 
 def run(cfg, paths) -> None:
     from sanitizer.manifest import aligned, read_manifest, write_manifest
-    from sanitizer.methods.advrbd import bar_by_clusters, bar_by_gap, bar_by_pattern, bar_by_shift, bar_unfit, middle_classes, standout_classes
+    from sanitizer.methods.advrbd import bar_by_gap, bar_unfit, image_bars, middle_classes, standout_classes
     from sanitizer.methods.advrbd import partition as split_seed
     from sanitizer.progress import log
     from sanitizer.store import SampleStore
@@ -34,13 +34,9 @@ def run(cfg, paths) -> None:
         bars["gap"] = bar_by_gap(scores["gap"].to_numpy(), labels, len(classes), part)
     # Both image filters read the train images: load them once.
     data = TrainSet(paths.store, cfg["model"].arch) if part.clusters or part.pattern_kurtosis is not None else None
-    if part.clusters:
-        features = predict(data.load(paths.suspect), data.x, features=True, desc="suspect features")
-        bars["clusters"] = bar_by_clusters(features, labels, len(classes), part)
-        if part.cluster_alignment is not None and (shift := bar_by_shift(features, labels, len(classes), bars["clusters"], part)) is not None:
-            bars["shift"] = shift
-    if part.pattern_kurtosis is not None:
-        bars["pattern"] = bar_by_pattern(data.split.images, labels, len(classes), part)
+    if data is not None:
+        features = predict(data.load(paths.suspect), data.x, features=True, desc="suspect features") if part.clusters else None
+        bars.update(image_bars(features, data.split.images, labels, len(classes), part))
     barred = np.zeros(len(labels), dtype=bool)
     for by, bar in bars.items():
         _report(by, bar, labels, classes)

@@ -144,7 +144,8 @@ def test_pud_names_the_class_whose_second_population_is_largest_and_none_for_cle
     features, labels = blobs({2: 0.3, 4: 0.03})  # a target's poisons; another class's covers
     target, named, by = feature_target(features, images, labels, 6, part)
     assert named == [2, 4] and target == 2 and by == "activation clusters"
-    assert feature_target(*blobs({})[:1], images, blobs({})[1], 6, part) == (None, [], "")
+    clean, clean_labels = blobs({})
+    assert feature_target(clean, images, clean_labels, 6, part) == (None, [], "")
     features, labels = blobs({k: 0.1 for k in range(6)})  # all-to-all: no one target
     target, named, _ = feature_target(features, images, labels, 6, part)
     assert target is None and len(named) > 3

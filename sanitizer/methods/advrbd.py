@@ -212,6 +212,19 @@ def bar_by_pattern(images: np.ndarray, labels: np.ndarray, num_classes: int, cfg
     return Bar(carriers, -kurtosis, targets, np.array([], dtype=np.int64))
 
 
+def image_bars(features, images: np.ndarray, labels: np.ndarray, num_classes: int, cfg: PartitionConfig) -> dict:
+    """The bars read from the suspect's activations (`features`, None when no cluster test is
+    on) and the pixels, those the params turn on, by name: clusters, shift, pattern."""
+    bars = {}
+    if cfg.clusters:
+        bars["clusters"] = bar_by_clusters(features, labels, num_classes, cfg)
+        if cfg.cluster_alignment is not None and (shift := bar_by_shift(features, labels, num_classes, bars["clusters"], cfg)) is not None:
+            bars["shift"] = shift
+    if cfg.pattern_kurtosis is not None:
+        bars["pattern"] = bar_by_pattern(images, labels, num_classes, cfg)
+    return bars
+
+
 def bar_unfit(loss: np.ndarray, labels: np.ndarray, targets, min_fit: float) -> np.ndarray:
     """In the target classes that stand out (`targets`, see `standout_classes`), the samples
     whose label the suspect gives less than `min_fit`. The class's clean samples are its own

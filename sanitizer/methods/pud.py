@@ -84,24 +84,22 @@ def feature_target(features, images: np.ndarray, labels: np.ndarray, num_classes
     clusters or the pixel pattern name, the one whose barred second population is the largest
     share of it: a cover class's split holds its share of the covers (Fashion-MNIST
     Adaptive-Patch: Sneaker 1 %), the target's the poisons (Trouser 36 %)."""
-    from .advrbd import bar_by_clusters, bar_by_pattern, bar_by_shift
+    from .advrbd import image_bars
 
-    bars = []
-    if part.clusters:
-        clusters = bar_by_clusters(features, labels, num_classes, part)
-        shift = bar_by_shift(features, labels, num_classes, clusters, part) if part.cluster_alignment is not None else None
-        if shift is not None and len(shift.seeded):
-            return int(shift.seeded[0]), [int(shift.seeded[0])], "shift"
-        bars.append(("activation clusters", clusters))
-    if part.pattern_kurtosis is not None:
-        bars.append(("pixel pattern", bar_by_pattern(images, labels, num_classes, part)))
-    named = sorted({int(c) for _, bar in bars for c in bar.targets})
+    bars = image_bars(features, images, labels, num_classes, part)
+    shift = bars.pop("shift", None)
+    if shift is not None and len(shift.seeded):
+        return int(shift.seeded[0]), [int(shift.seeded[0])], "shift"
+    named = sorted({int(c) for bar in bars.values() for c in bar.targets})
     if not named or 2 * len(named) > num_classes:
         return None, named, ""
-    barred = np.any([bar.barred for _, bar in bars], axis=0)
+    barred = np.any([bar.barred for bar in bars.values()], axis=0)
     second = np.bincount(labels[barred], minlength=num_classes) / np.maximum(np.bincount(labels, minlength=num_classes), 1)
     target = max(named, key=lambda c: second[c])
-    return target, named, next(by for by, bar in bars if target in bar.targets)
+    return target, named, next(TESTS[by] for by, bar in bars.items() if target in bar.targets)
+
+
+TESTS = {"clusters": "activation clusters", "pattern": "pixel pattern"}  # how the summary names them
 
 
 def robust_estimate(z: torch.Tensor, iterations: int = 20) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
