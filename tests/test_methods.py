@@ -15,7 +15,7 @@ from sanitizer.config import SECTIONS, config, section
 from sanitizer.layout import Paths
 from sanitizer.methods import METHODS, Detection, Method, load_all, module_names
 from sanitizer.methods.pbe import adversarial_batches, agreement, purified_flags, random_subset, top_share
-from sanitizer.methods.pud import feature_target, landing_target, pud_score, que_scores, robust_estimate
+from sanitizer.methods.pud import feature_filter, feature_target, landing_target, pud_score, que_scores, robust_estimate
 from sanitizer.pipeline import run_stage
 
 
@@ -186,6 +186,18 @@ def test_que_scores_match_a_brute_force_reference():
     ref = [float(z[i] @ q @ z[i] / torch.trace(q)) for i in range(len(z))]
     np.testing.assert_allclose(tau, ref, rtol=1e-6)
     assert tau[60:].min() > np.quantile(tau[keep], 0.99)  # the off-cluster rows score highest
+
+
+def test_feature_filter_bars_the_targets_far_population_and_nothing_outside_the_target():
+    features, labels = blobs({2: 0.1, 4: 0.1})  # poisons in the target 2; class 4 is not looked at
+    cfg = config("pud", {"pud": {"feature_dims": 12}})
+    score, barred = feature_filter(features, torch.from_numpy(labels), 2, cfg)
+    poisons = np.zeros(len(labels), dtype=bool)
+    poisons[[2 * 400 + i for i in range(40)]] = True
+    assert barred[poisons].all()
+    assert not barred[labels != 2].any() and (score[labels != 2] == 0).all()
+    # The robust half's 99th percentile lies inside the clean tail: a few percent of the clean part go too.
+    assert barred[(labels == 2) & ~poisons].mean() < 0.1
 
 
 def test_unlearning_raises_the_loss_of_the_forgotten_samples():
