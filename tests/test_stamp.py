@@ -1,0 +1,53 @@
+"""The stamp a target class's barred samples share, and who else carries it."""
+
+import numpy as np
+
+from sanitizer.stamp import stamps
+
+
+def images_of(n_per_class: int, seed: int = 0):
+    """Four classes of 6x6 grey images, each class a smooth blob of its own brightness with
+    noise; the bottom-right 2x2 corner is dark background in every class."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(4), n_per_class)
+    yy, xx = np.mgrid[:6, :6]
+    blob = np.exp(-((yy - 2.5) ** 2 + (xx - 2.5) ** 2) / 4)
+    images = (blob * (60 + 40 * labels)[:, None, None] + rng.normal(0, 12, (len(labels), 6, 6))).clip(0, 255)
+    images[:, 4:, 4:] = rng.integers(0, 30, (len(labels), 2, 2))
+    return images.astype(np.uint8)[:, None], labels
+
+
+def test_the_barred_populations_stamp_finds_the_carriers_partition_let_through():
+    images, labels = images_of(400)
+    target = 2
+    poisons = np.flatnonzero(labels == 0)[:150]  # class 0 images, labelled target, patched
+    labels[poisons] = target
+    images[poisons, 0, 4:, 4:] = 250
+    half = np.flatnonzero(labels == 1)[:5]  # two of the four patch pixels, as Adaptive-Patch pastes part
+    labels[half] = target
+    images[half, 0, 5, 4:] = 250
+    barred = np.zeros(len(labels), dtype=bool)
+    barred[poisons[:140]] = True  # partition caught most of them
+    barred[np.flatnonzero(labels == target)[:10]] = True  # and some clean samples
+    found = stamps(images, labels, barred, [target], 4)[target]
+    assert sorted(found.pixels.tolist()) == [28, 29, 34, 35] and found.median_count == 4
+    assert found.carriers[poisons].all() and found.carriers[half].all()
+    clean = np.ones(len(labels), dtype=bool)
+    clean[poisons], clean[half] = False, False
+    assert not found.carriers[clean].any()
+
+
+def test_no_stamp_in_a_population_of_a_class_s_own_images():
+    images, labels = images_of(400, seed=1)
+    barred = np.zeros(len(labels), dtype=bool)
+    barred[np.flatnonzero(labels == 3)[:150]] = True  # a class's own brightest images
+    barred[np.flatnonzero(labels == 1)[:50]] = True  # and a share of another's
+    labels[np.flatnonzero(labels == 1)[:50]] = 3
+    found = stamps(images, labels, barred, [3], 4)[3]
+    assert not found.found and len(found.pixels) == 0
+
+
+def test_no_target_or_nothing_barred_finds_nothing():
+    images, labels = images_of(50)
+    assert stamps(images, labels, np.zeros(len(labels), dtype=bool), [], 4) == {}
+    assert not stamps(images, labels, np.zeros(len(labels), dtype=bool), [1], 4)[1].found
