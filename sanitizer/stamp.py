@@ -52,6 +52,8 @@ def level_shares(q: np.ndarray) -> np.ndarray:
 
 
 def stamp_of(q: np.ndarray, labels: np.ndarray, barred: np.ndarray, target: int, rest_shares: np.ndarray, bound: float, num_classes: int) -> Stamp:
+    """The stamp of class `target`'s barred samples (P), against R's level shares `rest_shares`
+    and the content bound `bound` (see the module's docstring)."""
     population = barred & (labels == target)
     p, r = int(population.sum()), int((~barred).sum())
     none = Stamp(np.array([], dtype=np.int64), np.array([], dtype=np.int64), 0.0, np.zeros(len(labels), dtype=bool))
