@@ -40,8 +40,8 @@ def test_the_barred_populations_stamp_finds_the_carriers_partition_let_through()
 def test_no_stamp_in_a_population_of_a_class_s_own_images():
     images, labels = images_of(400, seed=1)
     barred = np.zeros(len(labels), dtype=bool)
-    barred[np.flatnonzero(labels == 3)[:150]] = True  # a class's own brightest images
-    barred[np.flatnonzero(labels == 1)[:50]] = True  # and a share of another's
+    barred[np.flatnonzero(labels == 3)[:150]] = True  # 150 of a class's own images
+    barred[np.flatnonzero(labels == 1)[:50]] = True  # and 50 of another's, given its label: poisons with no trigger
     labels[np.flatnonzero(labels == 1)[:50]] = 3
     found = stamps(images, labels, barred, [3], 4)[3]
     assert not found.found and len(found.pixels) == 0
