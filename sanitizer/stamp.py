@@ -54,7 +54,8 @@ def level_shares(q: np.ndarray) -> np.ndarray:
 def stamp_of(q: np.ndarray, labels: np.ndarray, barred: np.ndarray, target: int, rest_shares: np.ndarray, bound: float, num_classes: int) -> Stamp:
     """The stamp of class `target`'s barred samples (P), against R's level shares `rest_shares`
     and the content bound `bound` (see the module's docstring)."""
-    population = barred & (labels == target)
+    members = labels == target
+    population = barred & members
     p, r = int(population.sum()), int((~barred).sum())
     none = Stamp(np.array([], dtype=np.int64), np.array([], dtype=np.int64), 0.0, np.zeros(len(labels), dtype=bool))
     if p == 0:
@@ -65,11 +66,12 @@ def stamp_of(q: np.ndarray, labels: np.ndarray, barred: np.ndarray, target: int,
     rate = np.minimum(bound * (rest_shares * r + 1) / (r + 1), 1 - 1 / (p + 1))
     z = (shares - rate) * np.sqrt(p / (rate * (1 - rate)))
     pixels, levels = np.nonzero((z > NormalDist().inv_cdf(1 - 1 / z.size)) & (shares >= 1 / num_classes))
-    count = (q[:, pixels] == levels).sum(1)
+    count = np.zeros(len(labels), dtype=np.int64)  # only the class's own samples can carry it
+    count[members] = (q[members][:, pixels] == levels).sum(1)
     median = float(np.median(count[population]))
     if median < 1:
         return none
-    return Stamp(pixels, levels, median, (labels == target) & (count >= median / 2))
+    return Stamp(pixels, levels, median, members & (count >= median / 2))
 
 
 def stamps(images: np.ndarray, labels: np.ndarray, barred: np.ndarray, targets, num_classes: int) -> dict[int, Stamp]:

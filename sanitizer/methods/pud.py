@@ -77,6 +77,9 @@ def landing_target(shares: np.ndarray, moved: int, threshold: float) -> tuple[in
     return (top if anomaly[top] > threshold else None), anomaly
 
 
+TESTS = {"clusters": "activation clusters", "pattern": "pixel pattern"}  # how the summary names them
+
+
 def feature_target(features, images: np.ndarray, labels: np.ndarray, num_classes: int, part) -> tuple[int | None, list[int], str]:
     """The target by partition's tests (`part`: its params section), the classes they name, and
     which test decided. The shift filter names one class when it finds one (the named classes
@@ -97,9 +100,6 @@ def feature_target(features, images: np.ndarray, labels: np.ndarray, num_classes
     second = np.bincount(labels[barred], minlength=num_classes) / np.maximum(np.bincount(labels, minlength=num_classes), 1)
     target = max(named, key=lambda c: second[c])
     return target, named, next(TESTS[by] for by, bar in bars.items() if target in bar.targets)
-
-
-TESTS = {"clusters": "activation clusters", "pattern": "pixel pattern"}  # how the summary names them
 
 
 def robust_estimate(z: torch.Tensor, iterations: int = 20) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
