@@ -277,6 +277,11 @@ class PartitionConfig:
     # whatever the clean model says (clean-label attacks).
     pattern_kurtosis: Annotated[float | None, Range(-2.0, 0.0)] = -1.2
     pattern_dims: Annotated[int, Range(2, 4096)] = 50  # whitened principal directions searched
+    # Pixel-stamp filter (sanitizer/stamp.py), in the classes no other filter names; null = off.
+    # A class whose smaller activation cluster shares pixel values no class's content explains,
+    # which its images hold whole or not at all (the class's counts of them leaving the stretch
+    # between none and the carriers' this empty), holds a pasted trigger: its carriers are barred.
+    stamp_valley: Annotated[float | None, Range(0.0, 1.0)] = 0.1
     # In a class either filter finds standing out from the others (MAD index), samples the
     # suspect gives their label less than this probability are barred too: the poisons it has
     # not learnt yet; null = off.

@@ -82,6 +82,12 @@ def _report(by: str, bar, labels: np.ndarray, classes: list[str]) -> None:
     if by == "shift":
         _report_shift(bar, classes)
         return
+    if by == "stamp":
+        for c in bar.targets:
+            log(f"partition: {classes[c]}'s smaller activation cluster shares a stamp in its pixels that its images hold whole or not at all (count valley {-bar.anomaly[c]:.2f}); its {int((bar.barred & (labels == c)).sum())} carriers barred from D_s as carrying a trigger")
+        if not len(bar.targets):
+            log("partition: no further class's smaller activation cluster shares a stamp its images hold whole or not at all")
+        return
     top = int(np.argmax(bar.anomaly))
     if not len(bar.targets):
         log(f"partition: no class looks like a backdoor target by {SIGNALS[by]} (highest anomaly index {bar.anomaly[top]:.1f}, {classes[top]})")

@@ -2,7 +2,9 @@
 
 import numpy as np
 
-from sanitizer.stamp import stamps
+from sanitizer.config import config
+from sanitizer.methods.advrbd import bar_by_stamp, image_bars
+from sanitizer.stamp import count_valley, split_stamps, stamps
 
 
 def images_of(n_per_class: int, seed: int = 0):
@@ -51,3 +53,35 @@ def test_no_target_or_nothing_barred_finds_nothing():
     images, labels = images_of(50)
     assert stamps(images, labels, np.zeros(len(labels), dtype=bool), [], 4) == {}
     assert not stamps(images, labels, np.zeros(len(labels), dtype=bool), [1], 4)[1].found
+
+
+def test_count_valley_is_empty_for_a_stamp_held_whole_or_not_at_all_and_full_for_one_held_in_degrees():
+    rng = np.random.default_rng(0)
+    whole = np.r_[rng.integers(0, 3, 900), np.full(300, 48)]  # a few cells by chance, or all 48
+    assert count_valley(whole, 48) == 0.0
+    degrees = rng.binomial(9, 0.5, 1200)  # each image holds each cell by a coin toss
+    assert count_valley(degrees, 9) == 1.0
+    few = np.r_[np.zeros(900, dtype=int), np.full(15, 9)]  # 15 images apart: chance, not a population
+    assert count_valley(few, 9) == 1.0
+    assert count_valley(np.zeros(50, dtype=int), 1) == 1.0  # one cell: no stretch between
+
+
+def test_a_cluster_s_pasted_patch_names_its_class_a_kind_of_image_held_in_degrees_does_not():
+    images, labels = images_of(400, seed=2)
+    rng = np.random.default_rng(3)
+    poisons = np.flatnonzero(labels == 0)[:150]  # class 0 images with a 2x2 patch, labelled 2
+    labels[poisons] = 2
+    images[poisons, 0, 4:, 4:] = 250
+    kind = np.flatnonzero(labels == 3)[:150]  # a kind of class 3 image: bright corner pixels, each on its own
+    corner = images[kind, 0, :2, :2]
+    images[kind, 0, :2, :2] = np.where(rng.random(corner.shape) < 0.5, 250, corner)
+    split = np.zeros(len(labels), dtype=bool)
+    split[poisons], split[kind] = True, True
+    split[np.flatnonzero(labels == 2)[:10]] = True  # the cluster holds a few of the class's own images too
+    cfg = config("partition", {})
+    bar = bar_by_stamp(images, labels, split, [1, 2, 3], 4, cfg)
+    assert bar.targets.tolist() == [2] and np.flatnonzero(bar.barred).tolist() == sorted(poisons.tolist())
+    found = split_stamps(images, labels, split, [3], 4)[3]
+    assert found.found and found.valley >= cfg.stamp_valley  # content passes the lift, not the valley
+    no_clusters = {"cluster_anomaly": None, "cluster_contrast": None, "cluster_valley": None, "pattern_kurtosis": None}
+    assert "stamp" not in image_bars(None, images, labels, 4, config("partition", {"partition": no_clusters}))  # it needs their split

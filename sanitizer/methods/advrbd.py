@@ -100,6 +100,7 @@ class Bar:
     contrast: np.ndarray | None = None
     axis: np.ndarray | None = None
     valley: np.ndarray | None = None
+    split: np.ndarray | None = None
     trust: np.ndarray | None = None
     seeded: np.ndarray | None = None
     covers: np.ndarray | None = None
@@ -157,7 +158,7 @@ def bar_by_clusters(features, labels: np.ndarray, num_classes: int, cfg: Partiti
     valley = valleys(features, labels, small, num_classes, cfg.cluster_dims)
     apart = valley < cfg.cluster_valley if cfg.cluster_valley is not None else np.zeros(num_classes, dtype=bool)
     targets = np.flatnonzero(outlier | spread | apart)
-    return Bar(np.isin(labels, targets) & small, anomaly, targets, np.flatnonzero(outlier), contrast, axis, valley)
+    return Bar(np.isin(labels, targets) & small, anomaly, targets, np.flatnonzero(outlier), contrast, axis, valley, split=small)
 
 
 def bar_by_shift(features, labels: np.ndarray, num_classes: int, clusters: Bar, cfg: PartitionConfig) -> Bar | None:
@@ -212,9 +213,30 @@ def bar_by_pattern(images: np.ndarray, labels: np.ndarray, num_classes: int, cfg
     return Bar(carriers, -kurtosis, targets, np.array([], dtype=np.int64))
 
 
+def bar_by_stamp(images: np.ndarray, labels: np.ndarray, split: np.ndarray, classes, num_classes: int, cfg: PartitionConfig) -> Bar:
+    """Among `classes` (those no other filter names), one whose smaller activation cluster
+    (`split`) shares a stamp in its pixels (sanitizer/stamp.py) that the class's images carry
+    whole or not at all (its count valley below `stamp_valley`): a pasted trigger. Its carriers
+    are barred. The poisons of a source-specific trigger can lie too near the class's own
+    images for the clusters' tests and still split off whole (Fashion-MNIST TaCT Pullover ->
+    Shirt, one seed in three: 1,738 of 1,800 poisons in a cluster of 1,745, 1.51 times a
+    Gaussian's split, valley 0.12; nothing flagged, 98 % ASR): the 8x8 patch is 48 pixel
+    values that its 1,800 poisons carry and no clean Shirt does. `anomaly` is minus each
+    class's count valley (-1 where its cluster shares no stamp)."""
+    from ..stamp import split_stamps
+
+    valley = np.ones(num_classes)
+    carriers = np.zeros(len(labels), dtype=bool)
+    for c, stamp in split_stamps(images, labels, split, classes, num_classes).items():
+        valley[c] = stamp.valley
+        if stamp.valley < cfg.stamp_valley:
+            carriers |= stamp.carriers
+    return Bar(carriers, -valley, np.flatnonzero(valley < cfg.stamp_valley), np.array([], dtype=np.int64))
+
+
 def image_bars(features, images: np.ndarray, labels: np.ndarray, num_classes: int, cfg: PartitionConfig) -> dict:
     """The bars read from the suspect's activations (`features`, None when no cluster test is
-    on) and the pixels, those the params turn on, by name: clusters, shift, pattern."""
+    on) and the pixels, those the params turn on, by name: clusters, shift, pattern, stamp."""
     bars = {}
     if cfg.clusters:
         bars["clusters"] = bar_by_clusters(features, labels, num_classes, cfg)
@@ -222,6 +244,9 @@ def image_bars(features, images: np.ndarray, labels: np.ndarray, num_classes: in
             bars["shift"] = shift
     if cfg.pattern_kurtosis is not None:
         bars["pattern"] = bar_by_pattern(images, labels, num_classes, cfg)
+    if cfg.clusters and cfg.stamp_valley is not None:
+        named = [c for bar in bars.values() for c in bar.targets]
+        bars["stamp"] = bar_by_stamp(images, labels, bars["clusters"].split, np.setdiff1d(np.arange(num_classes), named), num_classes, cfg)
     return bars
 
 

@@ -77,7 +77,7 @@ def landing_target(shares: np.ndarray, moved: int, threshold: float) -> tuple[in
     return (top if anomaly[top] > threshold else None), anomaly
 
 
-TESTS = {"clusters": "activation clusters", "pattern": "pixel pattern"}  # how the summary names them
+TESTS = {"clusters": "activation clusters", "pattern": "pixel pattern", "stamp": "pixel stamp"}  # how the summary names them
 
 
 def feature_target(features, images: np.ndarray, labels: np.ndarray, num_classes: int, part) -> tuple[int | None, list[int], str]:
