@@ -38,8 +38,8 @@ SCENARIOS = {
     "fmnist-badnets": {},
     "fmnist-blend": {"attack": {"name": "blend"}},
     "fmnist-clean": {"attack": {"name": "none"}},
-    # grid.py's variant tact-t6-r3-source2 (keep the two alike), for its spread across seeds:
-    # it failed on all three (pipeline-seeds.md), on seed 1 with nothing flagged.
+    # grid.py's variant tact-t6-r3-source2 (keep the two alike), for its spread across seeds
+    # (pipeline-seeds.md): seeds 0 and 2 fail on ASR.
     "fmnist-tact-shirt": {"attack": {"name": "tact", "target": 6, "rate": 0.03, "source": 2}},
     # ResNet-18 takes ~10 min an epoch on 10k CIFAR images on two cores: the CPU run uses
     # small_cnn on a 10k subset. The GPU machine runs the full configuration.
