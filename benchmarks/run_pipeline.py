@@ -41,6 +41,8 @@ SCENARIOS = {
     # grid.py's variant tact-t6-r3-source2 (keep the two alike), for its spread across seeds
     # (pipeline-seeds.md): seeds 0 and 2 fail on ASR.
     "fmnist-tact-shirt": {"attack": {"name": "tact", "target": 6, "rate": 0.03, "source": 2}},
+    # grid.py's variant adaptive_patch-t5-r10, which passes only since identify's stamp test.
+    "fmnist-adaptive-patch-sandal": {"attack": {"name": "adaptive_patch", "target": 5, "rate": 0.10}},
     # ResNet-18 takes ~10 min an epoch on 10k CIFAR images on two cores: the CPU run uses
     # small_cnn on a 10k subset. The GPU machine runs the full configuration.
     "cifar10-badnets-cpu-reduced": {
