@@ -211,14 +211,15 @@ def seeds_table(results: dict[str, list[dict]]) -> str:
     return markdown_table(header, rows)
 
 
-def run_seeds(names: list[str], seeds: int, workdir: Path, out: Path) -> None:
-    """Each scenario with seeds 0..N-1; per-seed JSON under results/seeds/, one summary table."""
+def run_seeds(names: list[str], seeds: int, workdir: Path, out: Path, sets: dict, set_args: list[str]) -> None:
+    """Each scenario with seeds 0..N-1 (and the `--set` overrides); per-seed JSON under
+    results/seeds/, one summary table."""
     (out / "seeds").mkdir(exist_ok=True)
     for name in names:
         for k in range(seeds):
             print(f"running {name} seed {k} ...", flush=True)
-            command = f"python benchmarks/run_pipeline.py --seeds {seeds} {name}"
-            metrics = run_scenario(f"{name}-seed{k}", with_seed(SCENARIOS[name], k), workdir, command)
+            command = " ".join([f"python benchmarks/run_pipeline.py --seeds {seeds} {name}", *(f"--set {s}" for s in set_args)])
+            metrics = run_scenario(f"{name}-seed{k}", with_seed(merge(SCENARIOS[name], sets), k), workdir, command)
             metrics["benchmark"]["seed"] = k
             (out / "seeds" / f"{name}-seed{k}.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
             if k == 0:  # params.yaml as committed: the scenario's headline row
@@ -284,13 +285,13 @@ def main() -> None:
         parser.error("--seeds runs through dvc repro; drop --without-dvc")
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    if args.seeds:
-        run_seeds(args.scenarios or list(SCENARIOS), args.seeds, args.workdir, out)
-        return
     try:
         sets = parse_sets(args.sets)
     except ValueError as e:
         parser.error(str(e))
+    if args.seeds:
+        run_seeds(args.scenarios or list(SCENARIOS), args.seeds, args.workdir, out, sets, args.sets)
+        return
     for name in args.scenarios or SCENARIOS:
         print(f"running {name} ...", flush=True)
         command = " ".join(["python benchmarks/run_pipeline.py", name, *(f"--set {s}" for s in args.sets), *(["--without-dvc"] if args.without_dvc else [])])
