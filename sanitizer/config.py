@@ -435,10 +435,6 @@ class RelabelConfig:
     # drop them with its label as a reviewer's suggestion. Off: on Fashion-MNIST Blend a quarter
     # of its relabels were wrong, and dropping them raised the defended ACC on three of three rows.
     auto_relabel: bool = False
-    # The fine-tune also trains on stamped copies of this share of the kept samples, under their
-    # own labels: each carries one of the pixel stamps the method found (a trigger), so the
-    # defended model learns that it means no class (stamp.unlearning_copies); 0 = off.
-    unlearn_share: Fraction = 0.0
 
 
 @section("evaluate")

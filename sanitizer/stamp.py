@@ -113,37 +113,6 @@ def stamps(images: np.ndarray, labels: np.ndarray, barred: np.ndarray, targets, 
     return {int(c): stamp_of(q, labels, barred & (labels == c), int(c), rest_counts, rest_sizes) for c in targets}
 
 
-def stamp_values(images, stamp: Stamp, population: np.ndarray) -> np.ndarray:
-    """Per cell of `stamp`, the value a trigger pastes there: the median of the pixel among the
-    `population`'s images that hold the cell."""
-    flat = np.asarray(images).reshape(len(images), -1)[population][:, stamp.pixels]
-    held = flat // (256 // LEVELS) == stamp.levels
-    return np.array([np.median(flat[held[:, j], j]) for j in range(len(stamp.pixels))]).round().astype(np.uint8)
-
-
-def unlearning_copies(images, rows: np.ndarray, found: dict, share: float, seed: int):
-    """Copies of a seeded random `share` of `rows`' images (uint8 tensor, samples first), each
-    with one of the `found` stamps (class name -> its "pixels" and "values") pasted on, and the
-    rows they are copies of. Trained under their samples' labels, they teach a model that the
-    stamp means no class: Neural Cleanse's unlearning (Wang et al., 2019), with the trigger the
-    stamp found in the pixels instead of one reverse-engineered from the model. The model never
-    sees a stamped image otherwise once the carriers are dropped, so a trigger alone may still
-    push it toward the target (Fashion-MNIST TaCT Pullover -> Shirt: 10.5 % of triggered
-    Pullovers called Shirts by a model trained on no poison and no cover)."""
-    import torch
-
-    rng = np.random.default_rng(seed)
-    picked = np.sort(rng.choice(rows, int(round(share * len(rows))), replace=False))
-    stamps = [found[name] for name in sorted(found)]
-    which = rng.integers(len(stamps), size=len(picked))
-    copies = images[torch.from_numpy(picked)].clone()
-    flat = copies.view(len(copies), -1)
-    for k, stamp in enumerate(stamps):
-        mine = torch.from_numpy(np.flatnonzero(which == k))
-        flat[mine[:, None], torch.tensor(stamp["pixels"])] = torch.tensor(stamp["values"], dtype=copies.dtype)
-    return copies, picked
-
-
 def split_stamps(images: np.ndarray, labels: np.ndarray, split: np.ndarray, classes, num_classes: int) -> dict[int, Stamp]:
     """The stamp of each of these classes' smaller activation cluster (`split`), told from
     every other sample."""

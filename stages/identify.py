@@ -14,7 +14,7 @@ def run(cfg, paths) -> None:
     from sanitizer.manifest import aligned, meta_value, read_manifest, write_manifest
     from sanitizer.methods.advrbd import identify
     from sanitizer.progress import log
-    from sanitizer.stamp import stamp_values, stamps
+    from sanitizer.stamp import stamps
     from sanitizer.store import SampleStore
 
     ident = cfg["identify"]
@@ -33,15 +33,12 @@ def run(cfg, paths) -> None:
         log(f"identify: the consistency flags only in {', '.join(targets)}, suspected as backdoor target(s) by partition" if targets else "identify: partition suspects no class as a backdoor target, so only barred samples are flagged")
     suspected = identify(consistency, ident.threshold, barred, in_target)
     images = store.images("train", len(ids)) if targets else None
-    found = {}
     for c, stamp in stamps(images, labels, barred, target_ids, len(classes)).items():
         if stamp.found:
             log(f"identify: {classes[c]}'s barred samples share a stamp of {len(stamp.pixels)} pixel values; {int(stamp.carriers.sum())} of its samples carry at least half as many as their median, {int((stamp.carriers & ~suspected).sum())} of them not yet flagged")
             suspected |= stamp.carriers
-            values = stamp_values(images, stamp, barred & (labels == c))
-            found[classes[c]] = {"pixels": stamp.pixels.tolist(), "values": values.tolist()}
     df = pl.DataFrame({"sample_id": ids, "consistency": consistency, "suspected": suspected, "trigger": part["trigger"].to_numpy()})
-    write_manifest(df, paths.identify, "identify", {"stamps": found})
+    write_manifest(df, paths.identify, "identify")
 
 
 if __name__ == "__main__":

@@ -17,9 +17,7 @@ def run(cfg, paths) -> None:
 
     from sanitizer import reviews
     from sanitizer.decisions import decide, doubted, overrule, persisting
-    from sanitizer.manifest import meta_value, read_aligned, write_manifest
-    from sanitizer.progress import log
-    from sanitizer.stamp import unlearning_copies
+    from sanitizer.manifest import read_aligned, write_manifest
     from sanitizer.steps import tuning_lr
     from sanitizer.training import TrainSet, fit, predict, save_model
 
@@ -51,14 +49,9 @@ def run(cfg, paths) -> None:
         }
     )
     write_manifest(df, paths.decisions, "relabel", {"classes": classes})
-    kept = np.flatnonzero(dec.decision != "drop")
-    images, labels = data.x[torch.from_numpy(kept)], torch.from_numpy(dec.new_label[kept])
-    found = meta_value(paths.suspicion, "summary", default={}).get("trigger_stamps", {})
-    if rel.unlearn_share and found:
-        copies, rows = unlearning_copies(data.x, kept, found, rel.unlearn_share, cfg["train"].seed)
-        log(f"relabel: the fine-tune also sees {len(rows)} kept samples with the trigger stamp of {', '.join(sorted(found))} pasted on, under their own labels")
-        images, labels = torch.cat([images, copies]), torch.cat([labels, torch.from_numpy(dec.new_label[rows])])
-    model = fit(model, images, labels, cfg["train"], lr=tuning_lr(model, rel.lr), epochs=rel.epochs, ema=rel.ema, desc="fine-tuning on clean + relabelled")
+    kept = torch.from_numpy(np.flatnonzero(dec.decision != "drop"))
+    labels = torch.from_numpy(dec.new_label)[kept]
+    model = fit(model, data.x[kept], labels, cfg["train"], lr=tuning_lr(model, rel.lr), epochs=rel.epochs, ema=rel.ema, desc="fine-tuning on clean + relabelled")
     save_model(model, paths.defended)
 
 

@@ -4,7 +4,7 @@ import numpy as np
 
 from sanitizer.config import config
 from sanitizer.methods.advrbd import bar_by_stamp, image_bars
-from sanitizer.stamp import count_valley, split_stamps, stamp_values, stamps, unlearning_copies
+from sanitizer.stamp import count_valley, split_stamps, stamps
 
 
 def images_of(n_per_class: int, seed: int = 0):
@@ -85,27 +85,3 @@ def test_a_cluster_s_pasted_patch_names_its_class_a_kind_of_image_held_in_degree
     assert found.found and found.valley >= cfg.stamp_valley  # content passes the lift, not the valley
     no_clusters = {"cluster_anomaly": None, "cluster_contrast": None, "cluster_valley": None, "pattern_kurtosis": None}
     assert "stamp" not in image_bars(None, images, labels, 4, config("partition", {"partition": no_clusters}))  # it needs their split
-
-
-def test_unlearning_copies_paste_the_values_the_barred_samples_share_on_a_seeded_share_of_the_rows():
-    import torch
-
-    images, labels = images_of(400, seed=4)
-    poisons = np.flatnonzero(labels == 0)[:150]
-    labels[poisons] = 2
-    images[poisons, 0, 4:, 4:] = 250
-    barred = np.isin(np.arange(len(labels)), poisons)
-    found = stamps(images, labels, barred, [2], 4)[2]
-    values = stamp_values(images, found, barred)
-    assert values.tolist() == [250] * 4
-    kept = np.flatnonzero(~barred)
-    x = torch.from_numpy(images)
-    copies, rows = unlearning_copies(x, kept, {"two": {"pixels": found.pixels.tolist(), "values": values.tolist()}}, 0.25, seed=0)
-    assert len(rows) == round(0.25 * len(kept)) and np.isin(rows, kept).all() and len(np.unique(rows)) == len(rows)
-    flat, source = copies.view(len(copies), -1).numpy(), images[rows].reshape(len(rows), -1)
-    assert (flat[:, found.pixels] == 250).all()
-    others = np.setdiff1d(np.arange(flat.shape[1]), found.pixels)
-    np.testing.assert_array_equal(flat[:, others], source[:, others])
-    again, rows_again = unlearning_copies(x, kept, {"two": {"pixels": found.pixels.tolist(), "values": values.tolist()}}, 0.25, seed=0)
-    assert torch.equal(again, copies) and (rows_again == rows).all()
-    assert (x.view(len(x), -1)[torch.from_numpy(rows)][:, found.pixels] < 250).all()  # the originals are untouched

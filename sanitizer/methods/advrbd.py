@@ -410,8 +410,6 @@ class AdvrBD(Method):
             summary={
                 "suspected_targets": meta_value(paths.partition, "suspected_targets", default=[]),
                 "suspected_by": meta_value(paths.partition, "suspected_by", default={}),
-                # Per class, the pixel stamp its barred samples share: a trigger's pixels and values.
-                "trigger_stamps": meta_value(paths.identify, "stamps", default={}),
             },
             models={"enhanced": inputs.data.load(paths.enhanced)},
         )
