@@ -1,7 +1,8 @@
-"""Stage `partition`: the most trusted samples seed the trusted set D_s (Alg. 1). Three filters
+"""Stage `partition`: the most trusted samples seed the trusted set D_s (Alg. 1). Four filters
 keep poisons out of it: in a class that looks like a backdoor target, samples with a high
 purification gap, the smaller of its two activation clusters, and the one of its pixels'
-two populations the other classes lack (a trigger: column `trigger`) are barred from D_s; so
+two populations the other classes lack (a trigger: column `trigger`) are barred from D_s, and
+in a class none of these names, the carriers of a pixel stamp its smaller cluster shares; so
 are the samples of a target that stands out from the other classes whose label the suspect
 does not fit. A class keeps its share of the seed: what the bars took is made up from the middle of
 its trust order, and a class only the gap singles out takes its whole share from there. A
