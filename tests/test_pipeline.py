@@ -267,6 +267,24 @@ def test_every_project_module_a_stage_runs_is_among_its_dvc_deps(by_hand):
         assert ran and ran <= set(dvc[name]["deps"]), f"{name} runs {sorted(ran - set(dvc[name]['deps']))}, not in its deps"
 
 
+def test_cover_spread_trains_on_the_truly_clean_the_kept_and_those_less_the_covers(project):
+    """benchmarks/cover_spread.py's sets of samples, from the truth and the run's decisions."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from cover_spread import sets
+
+    from sanitizer.layout import Paths
+
+    proj, _ = project
+    truth = pl.read_parquet(proj / "data/ingest/truth.parquet").sort("sample_id")
+    dropped = (pl.read_parquet(proj / "data/relabel/decisions.parquet").sort("sample_id")["decision"] == "drop").to_numpy()
+    poison, cover = truth["is_poison"].to_numpy(), truth["is_cover"].to_numpy()
+    got = sets(Paths(proj / "data"), truth["sample_id"].to_numpy())
+    assert list(got) == ["truly clean (oracle)", "less the covers the run dropped", "less every cover", "what the run kept"]
+    assert (got["truly clean (oracle)"] == ~poison).all() and (got["what the run kept"] == ~dropped).all()
+    assert (got["less the covers the run dropped"] == (~poison & ~(cover & dropped))).all()
+    assert (got["less every cover"] == (~poison & ~cover)).all() and dropped.any() and poison.any()
+
+
 def test_diagnosis_counts_the_seed_and_each_round(project):
     """benchmarks/diagnose.py: round 1 trains C on the partition's seed; D_s only grows."""
     sys.path.insert(0, str(REPO / "benchmarks"))
@@ -280,7 +298,9 @@ def test_diagnosis_counts_the_seed_and_each_round(project):
     assert (first["ds_size"], first["ds_poisons"]) == (seed.sum(), (seed & poison).sum())
     assert [r["round"] for r in d["rounds"]] == [1, 2]
     assert d["rounds"][1]["ds_size"] > first["ds_size"] and d["rounds"][1]["ds_poisons"] >= first["ds_poisons"]
-    assert d["poisons"] == poison.sum() and d["poison_median_loss"] < d["seed_loss_cut"]
+    loss = pl.read_parquet(proj / "data/score/scores.parquet").sort("sample_id")["loss"]
+    assert d["poisons"] == poison.sum() and d["seed_loss_cut"] == loss.filter(seed).min()
+    assert d["poison_median_loss"] == pytest.approx(loss.filter(poison).median())
     samples = pl.read_parquet(proj / "data/ingest/store/samples.parquet").filter(pl.col("split") == "train").sort("sample_id")
     per_class = (
         pl.DataFrame({"label": samples["label"], "seed": seed, "poison": poison})
@@ -291,7 +311,6 @@ def test_diagnosis_counts_the_seed_and_each_round(project):
         .sort("share", "label", descending=[True, False])
     )
     worst = per_class.row(0, named=True)
-    assert worst["poisons"] > 0
     assert (d["seed_worst_class"]["size"], d["seed_worst_class"]["poisons"]) == (worst["size"], worst["poisons"])
 
 
