@@ -213,14 +213,14 @@ def seeds_table(results: dict[str, list[dict]]) -> str:
     return markdown_table(header, rows)
 
 
-def run_seeds(names: list[str], seeds: int, workdir: Path, out: Path, sets: dict, set_args: list[str]) -> None:
+def run_seeds(names: list[str], seeds: int, workdir: Path, out: Path, sets: dict, flags: list[str]) -> None:
     """Each scenario with seeds 0..N-1 (and the `--set` overrides); per-seed JSON under
     results/seeds/, one summary table."""
     (out / "seeds").mkdir(exist_ok=True)
     for name in names:
         for k in range(seeds):
             print(f"running {name} seed {k} ...", flush=True)
-            command = " ".join([f"python benchmarks/run_pipeline.py --seeds {seeds} {name}", *(f"--set {s}" for s in set_args)])
+            command = " ".join([f"python benchmarks/run_pipeline.py --seeds {seeds} {name}", *flags])
             metrics = run_scenario(f"{name}-seed{k}", with_seed(merge(SCENARIOS[name], sets), k), workdir, command)
             metrics["benchmark"]["seed"] = k
             (out / "seeds" / f"{name}-seed{k}.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
@@ -291,12 +291,13 @@ def main() -> None:
         sets = parse_sets(args.sets)
     except ValueError as e:
         parser.error(str(e))
+    flags = [f"--set {s}" for s in args.sets]  # as each run's recorded command gives them
     if args.seeds:
-        run_seeds(args.scenarios or list(SCENARIOS), args.seeds, args.workdir, out, sets, args.sets)
+        run_seeds(args.scenarios or list(SCENARIOS), args.seeds, args.workdir, out, sets, flags)
         return
     for name in args.scenarios or SCENARIOS:
         print(f"running {name} ...", flush=True)
-        command = " ".join(["python benchmarks/run_pipeline.py", name, *(f"--set {s}" for s in args.sets), *(["--without-dvc"] if args.without_dvc else [])])
+        command = " ".join(["python benchmarks/run_pipeline.py", name, *flags, *(["--without-dvc"] if args.without_dvc else [])])
         metrics = run_scenario(name, merge(SCENARIOS[name], sets), args.workdir, command, dvc=not args.without_dvc)
         (out / f"{name}.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         print(table({name: metrics}), flush=True)

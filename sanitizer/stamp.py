@@ -72,10 +72,11 @@ def count_valley(counts: np.ndarray, cells: int, bins: int = 20, least: int = 20
     it and none to the rest (Fashion-MNIST: 0.00-0.04 on every patch and blend the clusters
     split off), content comes in degrees (the grid's and variants' unattacked classes whose
     split shares a stamp: 0.31 and up)."""
-    width = -(-(cells + 1) // bins)
-    hist = np.bincount(np.asarray(counts) // width)
-    dips = [hist[j] / min(hist[:j].max(), hist[j + 1 :].max()) for j in range(1, len(hist) - 1) if min(hist[:j].max(), hist[j + 1 :].max()) >= least]
-    return float(min([1.0, *dips]))
+    hist = np.bincount(np.asarray(counts) // -(-(cells + 1) // bins))
+    # Per inner bin, the lower of the highest bins on its left and on its right.
+    peak = np.minimum(np.maximum.accumulate(hist)[:-2], np.maximum.accumulate(hist[::-1])[::-1][2:])
+    dips = hist[1:-1][peak >= least] / peak[peak >= least]
+    return float(min(1.0, dips.min(initial=1.0)))
 
 
 def stamp_of(q: np.ndarray, labels: np.ndarray, population: np.ndarray, target: int, rest_counts: np.ndarray, rest_sizes: np.ndarray) -> Stamp:
