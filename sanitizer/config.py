@@ -254,7 +254,8 @@ class PartitionConfig:
     min_anomaly: Annotated[float, Range(0.0, 1e6)] = 10.0
     # Activation-cluster filter; null = off. A class whose suspect activations split into two
     # clusters further apart than other classes' (MAD anomaly index above this; 3.5 is Iglewicz
-    # and Hoaglin's outlier cut) is a suspected target, and its smaller cluster is barred from D_s.
+    # and Hoaglin's outlier cut), or whose split stands out this far both in its contrast and in
+    # how empty its valley is (below), is a suspected target, and its smaller cluster is barred from D_s.
     cluster_anomaly: Annotated[float | None, Range(0.0, 1e6)] = 3.5
     # Also a suspected target: a class whose clusters lie more than this many times further apart
     # than a Gaussian of its own principal variances would split (clean Fashion-MNIST classes

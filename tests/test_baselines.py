@@ -136,6 +136,39 @@ def test_a_target_half_filled_with_poisons_stands_out_along_its_clusters_axis():
     assert len(clean.targets) == 0 and not clean.barred.any()
 
 
+def test_a_half_learnt_population_stands_out_by_its_contrast_and_its_valley_together():
+    """Ten classes of different elongation; class 4 holds a third of its samples as a second
+    population only 4 standard deviations off (CIFAR-10 WaNet's half-learnt poisons in
+    automobile). Its split is neither far apart in the raw, nor for its own shape, nor along its
+    axis, nor empty between; but for its own shape it stands out from the other classes' splits
+    both in its contrast and in how much emptier its valley is. A class of another shape (flat
+    along one direction) stands out in its contrast alone and is no target."""
+    from sanitizer.methods.clustering import axis_contrast, valleys
+
+    g = torch.Generator().manual_seed(0)
+    classes = [torch.randn(3000, 8, generator=g) * torch.tensor([1.0 + 0.25 * k] + [1.0] * 7) for k in range(10)]
+    poisons = torch.randn(1500, 8, generator=g) + torch.tensor([0.0, 4.0] + [0.0] * 6)
+    features, labels = torch.cat([*classes, poisons]), np.concatenate([np.repeat(np.arange(10), 3000), np.full(1500, 4)])
+    is_poison = np.arange(len(labels)) >= 30000
+    cfg = config("partition", {"partition": {"cluster_dims": 4}})
+    sep, small, gaussian = separation(features, labels, 10, dims=4)
+    contrast, valley = sep / gaussian, valleys(features, labels, small, 10, 4)
+    assert mad_anomaly(sep, 1e-12)[4] < cfg.cluster_anomaly and contrast[4] < cfg.cluster_contrast
+    assert axis_contrast(features, labels, small, 10, dims=4)[4] < cfg.cluster_contrast and valley[4] > cfg.cluster_valley
+    assert mad_anomaly(contrast, 1e-12)[4] > cfg.cluster_anomaly and mad_anomaly(-valley, 1e-12)[4] > cfg.cluster_anomaly
+    bar = bar_by_clusters(features, labels, 10, cfg)
+    assert bar.targets.tolist() == [4] and bar.outliers.tolist() == [4]
+    assert bar.barred[is_poison].mean() > 0.95 and bar.barred[~is_poison].sum() < 100
+    assert len(bar_by_clusters(features[~is_poison], labels[~is_poison], 10, cfg).targets) == 0
+    flat = classes[4].clone()
+    flat[:, 0] = (torch.rand(3000, generator=g) - 0.5) * 8
+    features = torch.cat([*classes[:4], flat, *classes[5:]])
+    sep, small, gaussian = separation(features, labels[:30000], 10, dims=4)
+    assert mad_anomaly(sep / gaussian, 1e-12)[4] > cfg.cluster_anomaly
+    assert mad_anomaly(-valleys(features, labels[:30000], small, 10, 4), 1e-12)[4] < cfg.cluster_anomaly
+    assert len(bar_by_clusters(features, labels[:30000], 10, cfg).targets) == 0
+
+
 def test_a_separate_population_out_along_the_class_long_axis_is_found_by_its_valley():
     """A class longest along its first component (std 2.5) holds 80 tight poisons 3.6 of its
     standard deviations out along that axis: a Gaussian of the class's own shape splits nearly
