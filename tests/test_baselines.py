@@ -111,6 +111,17 @@ def test_a_far_cluster_lumped_with_part_of_its_class_is_found_one_level_down():
     assert len(clean.targets) == 0 and clean.contrast[0] < 2
 
 
+def _elongated_classes(seed: int, n: int, step: float, poisons: int, shift: float):
+    """Ten Gaussian classes of `n` samples, class k stretched 1 + k * `step` along its first
+    direction, and `poisons` more in class 4, `shift` off along its second: features, labels,
+    which are poisons, and the generator (to draw more from it)."""
+    g = torch.Generator().manual_seed(seed)
+    classes = [torch.randn(n, 8, generator=g) * torch.tensor([1.0 + step * k] + [1.0] * 7) for k in range(10)]
+    far = torch.randn(poisons, 8, generator=g) + torch.tensor([0.0, shift] + [0.0] * 6)
+    labels = np.concatenate([np.repeat(np.arange(10), n), np.full(poisons, 4)])
+    return torch.cat([*classes, far]), labels, np.arange(len(labels)) >= 10 * n, g
+
+
 def test_a_target_half_filled_with_poisons_stands_out_along_its_clusters_axis():
     """Ten classes of different elongation; the poisons are 49 % of class 4 (BadNets 10 % into
     one Fashion-MNIST class). With half the class theirs, the class's own variance along the
@@ -119,11 +130,7 @@ def test_a_target_half_filled_with_poisons_stands_out_along_its_clusters_axis():
     axis alone they do, by both."""
     from sanitizer.methods.clustering import axis_contrast
 
-    g = torch.Generator().manual_seed(5)
-    classes = [torch.randn(600, 8, generator=g) * torch.tensor([1.0 + 0.3 * k] + [1.0] * 7) for k in range(10)]
-    poisons = torch.randn(580, 8, generator=g) + torch.tensor([0.0, 6.0] + [0.0] * 6)
-    features, labels = torch.cat([*classes, poisons]), np.concatenate([np.repeat(np.arange(10), 600), np.full(580, 4)])
-    is_poison = np.arange(len(labels)) >= 6000
+    features, labels, is_poison, _ = _elongated_classes(5, 600, 0.3, 580, 6.0)
     cfg = config("partition", {"partition": {"cluster_dims": 4}})
     sep, small, gaussian = separation(features, labels, 10, dims=4)
     assert np.array_equal(small[labels == 4], is_poison[labels == 4])  # 2-means finds them; but is it a target?
@@ -145,11 +152,8 @@ def test_a_half_learnt_population_stands_out_by_its_contrast_and_its_valley_toge
     along one direction) stands out in its contrast alone and is no target."""
     from sanitizer.methods.clustering import axis_contrast, valleys
 
-    g = torch.Generator().manual_seed(0)
-    classes = [torch.randn(3000, 8, generator=g) * torch.tensor([1.0 + 0.25 * k] + [1.0] * 7) for k in range(10)]
-    poisons = torch.randn(1500, 8, generator=g) + torch.tensor([0.0, 4.0] + [0.0] * 6)
-    features, labels = torch.cat([*classes, poisons]), np.concatenate([np.repeat(np.arange(10), 3000), np.full(1500, 4)])
-    is_poison = np.arange(len(labels)) >= 30000
+    features, labels, is_poison, g = _elongated_classes(0, 3000, 0.25, 1500, 4.0)
+    classes = list(features[~is_poison].split(3000))
     cfg = config("partition", {"partition": {"cluster_dims": 4}})
     sep, small, gaussian = separation(features, labels, 10, dims=4)
     contrast, valley = sep / gaussian, valleys(features, labels, small, 10, 4)
