@@ -76,7 +76,7 @@ def count_valley(counts: np.ndarray, cells: int, bins: int = 20, least: int = 20
     # Per inner bin, the lower of the highest bins on its left and on its right.
     peak = np.minimum(np.maximum.accumulate(hist)[:-2], np.maximum.accumulate(hist[::-1])[::-1][2:])
     dips = hist[1:-1][peak >= least] / peak[peak >= least]
-    return float(min(1.0, dips.min(initial=1.0)))
+    return float(dips.min(initial=1.0))
 
 
 def stamp_of(q: np.ndarray, labels: np.ndarray, population: np.ndarray, target: int, rest_counts: np.ndarray, rest_sizes: np.ndarray) -> Stamp:

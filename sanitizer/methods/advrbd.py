@@ -147,21 +147,22 @@ def bar_by_clusters(features, labels: np.ndarray, num_classes: int, cfg: Partiti
     Gaussian's split, valley 0.54, where the other classes' lie at 1.01-1.13 and 0.72-0.98;
     the next class at 1.9 on both); unnamed, its seed took 629 poisons and 63.78 % ASR was
     kept. On clean data no class passes 1.9 on both (CIFAR-10, Fashion-MNIST); on 30
-    Fashion-MNIST suspects (grid, variants, seeds) and CIFAR-10 BadNets, TaCT, SIG and Adaptive-Patch only targets the
-    tests above name as standing out do."""
+    Fashion-MNIST suspects (grid, variants, seeds) and CIFAR-10 BadNets, TaCT, SIG and
+    Adaptive-Patch only targets the tests above name as standing out do."""
     from ..metrics import mad_anomaly
-    from .clustering import axis_contrast, separation, valleys
+    from .clustering import axis_contrast, hollowness, separation, valleys
 
     sep, small, gaussian = separation(features, labels, num_classes, cfg.cluster_dims)
     anomaly = mad_anomaly(sep, 1e-12)
     contrast = sep / np.maximum(gaussian, 1e-12)
     axis = axis_contrast(features, labels, small, num_classes, cfg.cluster_dims)
     spread = contrast > cfg.cluster_contrast if cfg.cluster_contrast is not None else np.zeros(num_classes, dtype=bool)
-    outlier = (anomaly > cfg.cluster_anomaly) & (mad_anomaly(contrast, 1e-12) > cfg.cluster_anomaly) if cfg.cluster_anomaly is not None else np.zeros(num_classes, dtype=bool)
+    contrast_index = mad_anomaly(contrast, 1e-12)
+    outlier = (anomaly > cfg.cluster_anomaly) & (contrast_index > cfg.cluster_anomaly) if cfg.cluster_anomaly is not None else np.zeros(num_classes, dtype=bool)
     if cfg.cluster_anomaly is not None and cfg.cluster_contrast is not None:
         outlier |= (mad_anomaly(axis, 1e-12) > cfg.cluster_anomaly) & (axis > cfg.cluster_contrast) & ~spread
     if cfg.cluster_anomaly is not None:  # the contrast and the valley as the two witnesses
-        outlier |= (mad_anomaly(contrast, 1e-12) > cfg.cluster_anomaly) & (hollowness(valleys(features, labels, small, num_classes, cfg.cluster_dims)) > cfg.cluster_anomaly)
+        outlier |= (contrast_index > cfg.cluster_anomaly) & (hollowness(valleys(features, labels, small, num_classes, cfg.cluster_dims)) > cfg.cluster_anomaly)
     if cfg.cluster_contrast is not None:  # a second look inside the classes not yet suspected
         unsure = np.flatnonzero(~(outlier | spread))
         deep_sep, deep_small, deep_gaussian = separation(features, labels, num_classes, cfg.cluster_dims, depth=2, classes=unsure)
@@ -172,18 +173,6 @@ def bar_by_clusters(features, labels: np.ndarray, num_classes: int, cfg: Partiti
     apart = valley < cfg.cluster_valley if cfg.cluster_valley is not None else np.zeros(num_classes, dtype=bool)
     targets = np.flatnonzero(outlier | spread | apart)
     return Bar(np.isin(labels, targets) & small, anomaly, targets, np.flatnonzero(outlier), contrast, axis, valley, split=small)
-
-
-def hollowness(valley: np.ndarray) -> np.ndarray:
-    """How much emptier each class's valley is than the other classes' (MAD anomaly index),
-    among the classes whose valley was measured: 1 is `valleys`' "no evidence" (too small a
-    split or peak), and were most classes at 1 any measured valley would stand out infinitely."""
-    from ..metrics import mad_anomaly
-
-    measured = valley < 1
-    if not measured.any():
-        return np.zeros(len(valley))
-    return np.where(measured, mad_anomaly(-valley, 1e-12, reference=-valley[measured]), 0.0)
 
 
 def bar_by_shift(features, labels: np.ndarray, num_classes: int, clusters: Bar, cfg: PartitionConfig) -> Bar | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..metrics import mad_anomaly
 from ..training import predict
 from .base import METHODS, Detection, Inputs, Method
 
@@ -152,6 +153,16 @@ def valleys(features: torch.Tensor, labels: np.ndarray, small: np.ndarray, num_c
             continue
         out[k] = valley(reduce(features[rows], d), side)
     return out
+
+
+def hollowness(valley: np.ndarray) -> np.ndarray:
+    """How much emptier each class's valley is than the other classes' (MAD anomaly index),
+    among the classes whose valley was measured: 1 is `valleys`' "no evidence" (too small a
+    split or peak), and were most classes at 1 any measured valley would stand out infinitely."""
+    measured = valley < 1
+    if not measured.any():
+        return np.zeros(len(valley))
+    return np.where(measured, mad_anomaly(-valley, 1e-12, reference=-valley[measured]), 0.0)
 
 
 def valley(points: torch.Tensor, small: np.ndarray, bins: int = 20, least: int = 20) -> float:
