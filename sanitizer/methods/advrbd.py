@@ -147,8 +147,8 @@ def bar_by_clusters(features, labels: np.ndarray, num_classes: int, cfg: Partiti
     Gaussian's split, valley 0.54, where the other classes' lie at 1.01-1.13 and 0.72-0.98;
     the next class at 1.9 on both); unnamed, its seed took 629 poisons and 63.78 % ASR was
     kept. On clean data no class passes 1.9 on both (CIFAR-10, Fashion-MNIST); on 30
-    Fashion-MNIST suspects (grid, variants, seeds) and CIFAR-10 BadNets, TaCT, SIG and
-    Adaptive-Patch only targets the tests above name as standing out do."""
+    Fashion-MNIST suspects (grid, variants, seeds) and the other six CIFAR-10 attack rows
+    only targets the tests above name as standing out do."""
     from ..metrics import mad_anomaly
     from .clustering import axis_contrast, hollowness, separation, valleys
 
