@@ -37,7 +37,7 @@ DATASETS = {
     # Issue 17 item 4: the same, on attacks with other targets, rates and triggers (VARIANTS).
     "fmnist-variants": ({}, "Fashion-MNIST, all 60,000 train images, small_cnn, params.yaml as committed; attacks with other targets, rates and triggers than the papers'"),
     # Issue 17 item 5: are SIG, PhysicalBA and Input-aware weak only because small_cnn's recipe
-    # trains 3 epochs? These rows train every model as a user would (they stay weak: README).
+    # trains 3 epochs? These rows train every model as a user would (they stay weak: benchmarks/RESULTS.md).
     "fmnist-converged": (
         {"train": {"epochs": 10}},
         "Fashion-MNIST as `fmnist`, every model trained 10 epochs instead of small_cnn's 3 (the attacks at full strength)",
