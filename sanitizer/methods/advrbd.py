@@ -157,19 +157,19 @@ def bar_by_clusters(features, labels: np.ndarray, num_classes: int, cfg: Partiti
     contrast = sep / np.maximum(gaussian, 1e-12)
     axis = axis_contrast(features, labels, small, num_classes, cfg.cluster_dims)
     spread = contrast > cfg.cluster_contrast if cfg.cluster_contrast is not None else np.zeros(num_classes, dtype=bool)
-    contrast_index = mad_anomaly(contrast, 1e-12)
-    outlier = (anomaly > cfg.cluster_anomaly) & (contrast_index > cfg.cluster_anomaly) if cfg.cluster_anomaly is not None else np.zeros(num_classes, dtype=bool)
+    valley = valleys(features, labels, small, num_classes, cfg.cluster_dims)
+    outlier = np.zeros(num_classes, dtype=bool)
+    if cfg.cluster_anomaly is not None:  # the contrast, witnessed by the separation or the valley
+        outlier = (mad_anomaly(contrast, 1e-12) > cfg.cluster_anomaly) & ((anomaly > cfg.cluster_anomaly) | (hollowness(valley) > cfg.cluster_anomaly))
     if cfg.cluster_anomaly is not None and cfg.cluster_contrast is not None:
         outlier |= (mad_anomaly(axis, 1e-12) > cfg.cluster_anomaly) & (axis > cfg.cluster_contrast) & ~spread
-    if cfg.cluster_anomaly is not None:  # the contrast and the valley as the two witnesses
-        outlier |= (contrast_index > cfg.cluster_anomaly) & (hollowness(valleys(features, labels, small, num_classes, cfg.cluster_dims)) > cfg.cluster_anomaly)
     if cfg.cluster_contrast is not None:  # a second look inside the classes not yet suspected
         unsure = np.flatnonzero(~(outlier | spread))
         deep_sep, deep_small, deep_gaussian = separation(features, labels, num_classes, cfg.cluster_dims, depth=2, classes=unsure)
         deeper = np.isin(labels, unsure)
         contrast[unsure], small[deeper] = deep_sep[unsure] / np.maximum(deep_gaussian[unsure], 1e-12), deep_small[deeper]
         spread = contrast > cfg.cluster_contrast
-    valley = valleys(features, labels, small, num_classes, cfg.cluster_dims)
+        valley[unsure] = valleys(features, labels, small, num_classes, cfg.cluster_dims, classes=unsure)[unsure]
     apart = valley < cfg.cluster_valley if cfg.cluster_valley is not None else np.zeros(num_classes, dtype=bool)
     targets = np.flatnonzero(outlier | spread | apart)
     return Bar(np.isin(labels, targets) & small, anomaly, targets, np.flatnonzero(outlier), contrast, axis, valley, split=small)

@@ -139,13 +139,13 @@ def axis_contrast(features: torch.Tensor, labels: np.ndarray, small: np.ndarray,
     return out
 
 
-def valleys(features: torch.Tensor, labels: np.ndarray, small: np.ndarray, num_classes: int, dims: int) -> np.ndarray:
-    """Per class, the `valley` of its split (`small`) along the line through the two centres;
-    1 where a class has no split, or one whose smaller side holds fewer samples than a Gaussian
-    in `dims` dimensions has parameters (a handful of outliers leaves empty space behind it by
-    chance)."""
+def valleys(features: torch.Tensor, labels: np.ndarray, small: np.ndarray, num_classes: int, dims: int, classes=None) -> np.ndarray:
+    """Per class (of `classes`, default all), the `valley` of its split (`small`) along the line
+    through the two centres; 1 where a class has no split, or one whose smaller side holds fewer
+    samples than a Gaussian in `dims` dimensions has parameters (a handful of outliers leaves
+    empty space behind it by chance)."""
     out = np.ones(num_classes)
-    for k in range(num_classes):
+    for k in range(num_classes) if classes is None else classes:
         rows = np.flatnonzero(labels == k)
         d = min(dims, max(len(rows) - 1, 1))
         side = small[rows]
